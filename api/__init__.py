@@ -1,0 +1,1 @@
+"""The HTTP side: accepts chats, enqueues generations, relays stored events as Server-Sent Events."""

@@ -1,0 +1,27 @@
+"""FastAPI dependencies: the process-wide clients made in the app's lifespan."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+
+from api.hub import StreamHub
+from contract.settings import Settings
+from contract.store import StreamStore
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    store: StreamStore
+    queue: ArqRedis
+    hub: StreamHub
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.chatrelay
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -1,0 +1,116 @@
+"""Errors the API answers before a stream exists, and the one place they become HTTP responses.
+
+    ApiError
+    ├── NotFoundError            404 unknown stream (or not yours)
+    ├── BadOffsetError           400 malformed Last-Event-ID / ?offset=
+    ├── OffsetGoneError          410 the stream holds no event with that id
+    ├── PayloadTooLargeError     413 body over the size limit
+    ├── InvalidRequestError      422 a field breaks a limit
+    └── UnavailableError         503 Redis cannot be reached
+
+Every error body is `{"error": {"code": ..., "message": ...}}` (plus `fields` for validation errors).
+"""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable code and a human message."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+
+
+class NotFoundError(ApiError):
+    """No such stream (or not visible to the caller)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class BadOffsetError(ApiError):
+    """The offset is not a Redis stream entry id."""
+
+    status_code = 400
+    code = "bad_offset"
+
+
+class OffsetGoneError(ApiError):
+    """The stream holds no event with the given id (expired, trimmed, or never existed)."""
+
+    status_code = 410
+    code = "offset_unavailable"
+
+
+class PayloadTooLargeError(ApiError):
+    """The request body is over the size limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class InvalidRequestError(ApiError):
+    """A field of the request breaks a limit."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
+class UnavailableError(ApiError):
+    """Redis cannot be reached; retry later."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_request: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, ApiError)
+        return ORJSONResponse(error_body(exc.code, exc.message), exc.status_code, headers=exc.headers)
+
+    async def on_validation_error(_request: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        fields = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return ORJSONResponse(error_body("invalid_request", message, fields=fields[:20]), 422)
+
+    async def on_http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ORJSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    async def on_redis_error(_request: Request, _exc: Exception) -> ORJSONResponse:
+        return ORJSONResponse(
+            error_body("unavailable", "the stream store (Redis) cannot be reached; retry shortly"),
+            503,
+            headers={"Retry-After": "2"},
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RedisConnectionError, on_redis_error)
+    app.add_exception_handler(RedisTimeoutError, on_redis_error)

@@ -1,0 +1,146 @@
+"""One Redis reader per API process, fanning stream entries out to the SSE connections that follow them.
+
+A single task issues one `XREAD BLOCK` over every stream key this process's clients follow, instead of one
+blocking read and one Redis connection per client (about 6x less CPU per event; see the field notes). A new
+subscription interrupts the blocking read by writing to a small per-process wake stream that the read also
+covers, so nobody waits for the block to time out.
+
+Ordering contract: `subscribe` returns the hub's cursor for the key at registration. The subscriber's queue
+receives every entry after that cursor; entries between the subscriber's own position and the cursor are
+the subscriber's to read with XRANGE (`StreamStore.read_after`). Entries the subscriber already has are
+skipped by comparing ids, so nothing is lost and nothing is delivered twice.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from contract.ids import EntryId, parse_entry_id
+from contract.keys import Keys
+from contract.store import RawEntry, is_terminal_entry
+
+log = logging.getLogger(__name__)
+
+_BLOCK_MS = 10_000
+_COUNT = 500
+
+
+def entry_key(entry_id: bytes) -> EntryId:
+    parsed = parse_entry_id(entry_id.decode())
+    assert parsed is not None, entry_id
+    return parsed
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One SSE connection's view of one stream. `overflowed` means the reader fell too far behind: its
+    connection ends and the client resumes from its last event id."""
+
+    key: bytes
+    queue: asyncio.Queue[RawEntry]
+    overflowed: bool = False
+
+    def push(self, entry: RawEntry) -> None:
+        try:
+            self.queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class StreamHub:
+    def __init__(self, redis: "Redis", keys: Keys, queue_size: int = 2000) -> None:
+        self.redis = redis
+        self.queue_size = queue_size
+        self._wake_key = keys.hub_wake(secrets.token_hex(8)).encode()
+        self._wake_cursor = b"0-0"
+        self._subs: dict[bytes, set[Subscription]] = {}
+        self._cursor: dict[bytes, bytes] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake_pending = False
+        self.errors = 0
+
+    @property
+    def followed(self) -> int:
+        return len(self._subs)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="stream-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError):
+            await self.redis.delete(self._wake_key)
+
+    def subscribe(self, key: bytes, after: bytes) -> tuple[Subscription, bytes]:
+        """Follow `key` live; returns the subscription and the hub's cursor for the key (see module doc)."""
+        sub = Subscription(key, asyncio.Queue(self.queue_size))
+        subs = self._subs.get(key)
+        if subs is None:
+            self._subs[key] = {sub}
+            self._cursor[key] = after
+            self._wake()
+        else:
+            subs.add(sub)
+        return sub, self._cursor[key]
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.key)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subs[sub.key]
+            self._cursor.pop(sub.key, None)
+
+    def _wake(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        asyncio.get_running_loop().create_task(self._send_wake())
+
+    async def _send_wake(self) -> None:
+        self._wake_pending = False
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {b"w": b"1"}, maxlen=8, approximate=False)
+                pipe.expire(self._wake_key, 3600)
+                await pipe.execute()
+        except RedisError:
+            log.warning("hub wake failed; the next read picks the new stream up within %d ms", _BLOCK_MS)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            streams = {self._wake_key: self._wake_cursor, **self._cursor}
+            try:
+                reply = await self.redis.xread(streams, count=_COUNT, block=_BLOCK_MS)  # type: ignore[arg-type]
+                backoff = 0.05
+            except RedisError as exc:
+                self.errors += 1
+                log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for key, entries in reply or []:
+                if key == self._wake_key:
+                    self._wake_cursor = entries[-1][0]
+                    continue
+                subs = self._subs.get(key)
+                if not subs or not entries:
+                    continue
+                self._cursor[key] = entries[-1][0]
+                for sub in tuple(subs):
+                    for entry in entries:
+                        sub.push(entry)
+                if is_terminal_entry(entries[-1][1]):
+                    # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
+                    self._subs.pop(key, None)
+                    self._cursor.pop(key, None)

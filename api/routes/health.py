@@ -1,0 +1,26 @@
+"""Liveness and readiness probes."""
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import RedisError
+
+from api.deps import StateDep
+from api.errors import error_body
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def get_health() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def get_readiness(state: StateDep) -> dict[str, str] | ORJSONResponse:
+    """Redis answers: this process can take traffic."""
+    try:
+        await state.store.redis.ping()  # type: ignore[misc]
+    except RedisError as exc:
+        return ORJSONResponse(error_body("unavailable", f"Redis is not reachable ({type(exc).__name__})"), 503)
+    return {"status": "ready"}

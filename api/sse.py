@@ -1,0 +1,78 @@
+"""Server-Sent Events framing and the relay loop of one SSE connection.
+
+Stored payloads are framed as they are: `id:` is the Redis entry id, `event:` the type, `data:` the one-line
+JSON the worker stored. Heartbeats are comment lines and carry no `id:`: an id on a frame that is not in the
+stream would make a reconnecting client skip real events (NVIDIA aiq#272).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from api.hub import StreamHub, entry_key
+from contract.store import RawEntry, StreamStore, is_terminal_entry
+
+HEARTBEAT = b": keep-alive\n\n"
+
+
+def frame(entry: RawEntry) -> bytes:
+    entry_id, fields = entry
+    return b"id: " + entry_id + b"\nevent: " + fields[b"t"] + b"\ndata: " + fields[b"d"] + b"\n\n"
+
+
+def retry_frame(retry_ms: int) -> bytes:
+    return b"retry: " + str(retry_ms).encode() + b"\n\n"
+
+
+async def relay(
+    store: StreamStore,
+    hub: StreamHub,
+    stream_id: str,
+    after: bytes,
+    initial: list[RawEntry],
+    heartbeat_seconds: float,
+    retry_ms: int,
+) -> AsyncIterator[bytes]:
+    """Replay `initial` (already read after the client's offset), then the rest of the stream, then follow it
+    live through the hub until a terminal event."""
+    yield retry_frame(retry_ms)
+    last = after
+    page = initial
+    # Replay in pages until caught up with what is stored.
+    while page:
+        for entry in page:
+            yield frame(entry)
+            last = entry[0]
+            if is_terminal_entry(entry[1]):
+                return
+        page = await store.read_after(stream_id, last) if len(page) >= 1000 else []
+
+    key = store.keys.events(stream_id).encode()
+    sub, cursor = hub.subscribe(key, last)
+    try:
+        last_key = entry_key(last) if last != b"0-0" else (0, 0)
+        if entry_key(cursor) > last_key:
+            # The hub is ahead of us: read the gap ourselves; the queue holds what comes after the cursor.
+            for entry in await store.read_after(stream_id, last, count=100_000):
+                if entry_key(entry[0]) > entry_key(cursor):
+                    break
+                yield frame(entry)
+                last, last_key = entry[0], entry_key(entry[0])
+                if is_terminal_entry(entry[1]):
+                    return
+        while True:
+            if sub.overflowed and sub.queue.empty():
+                return  # too slow: end here; the client resumes from its last event id without a gap
+            try:
+                entry = await asyncio.wait_for(sub.queue.get(), heartbeat_seconds)
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            entry_id = entry_key(entry[0])
+            if entry_id <= last_key:
+                continue
+            yield frame(entry)
+            last_key = entry_id
+            if is_terminal_entry(entry[1]):
+                return
+    finally:
+        hub.unsubscribe(sub)

@@ -1,0 +1,1 @@
+"""The `chatrelay` command line: `chatrelay dev` runs the whole service locally."""

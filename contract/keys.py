@@ -1,0 +1,51 @@
+"""Every Redis key chatrelay uses, built in this one module.
+
+A stream's own keys share the hash tag `{<id>}` so they can live on one Redis Cluster slot later.
+arq's own keys (`arq:job:<id>`, `arq:result:<id>`, `arq:in-progress:<id>`) are fixed by arq; only the queue
+name is ours.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key schema under one prefix (the `CHATRELAY_KEY_PREFIX` setting)."""
+
+    prefix: str
+
+    def events(self, stream_id: str) -> str:
+        """Redis stream of the events of one answer."""
+        return f"{self.prefix}:{{{stream_id}}}:events"
+
+    def meta(self, stream_id: str) -> str:
+        """Hash with the status, timings, counters and error of one answer."""
+        return f"{self.prefix}:{{{stream_id}}}:meta"
+
+    def request(self, stream_id: str) -> str:
+        """JSON of the chat request (messages and options) the worker generates from."""
+        return f"{self.prefix}:{{{stream_id}}}:request"
+
+    @property
+    def active(self) -> str:
+        """Sorted set of queued and running stream ids, scored by creation time (ms)."""
+        return f"{self.prefix}:streams:active"
+
+    @property
+    def recent(self) -> str:
+        """Sorted set of every stream id, scored by creation time (ms); trimmed past the stream TTL."""
+        return f"{self.prefix}:streams:recent"
+
+    @property
+    def control(self) -> str:
+        """Pub/sub channel on which the API tells workers to cancel a running generation."""
+        return f"{self.prefix}:control"
+
+    @property
+    def queue(self) -> str:
+        """The arq queue (a sorted set of job ids) the worker takes generations from."""
+        return f"{self.prefix}:queue"
+
+    def hub_wake(self, process_id: str) -> str:
+        """A tiny stream an API process writes to itself to interrupt its shared blocking XREAD."""
+        return f"{self.prefix}:hub:{process_id}:wake"

@@ -1,0 +1,51 @@
+"""Settings shared by every chatrelay process, read from the environment and `.env`.
+
+Upstream credentials (the OpenAI / Azure keys) are deliberately not here: they live in `worker.upstream`
+so the API process never loads them.
+"""
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API, the worker and the CLI agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATRELAY_", env_file=".env", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "CHATRELAY_REDIS_URL")
+    )
+    # Default model when a request names none; not a secret, so the API can record it at enqueue time.
+    openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL"))
+    key_prefix: str = Field(default="chatrelay", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    stream_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    # Set by `make dev` / `chatrelay dev` when it started the local demo upstream; shown in status JSON.
+    demo_upstream: bool = False
+
+    # Admission limits (HTTP 413 / 422).
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_messages: int = Field(default=200, ge=1)
+    max_message_chars: int = Field(default=100_000, ge=1)
+    max_tokens_ceiling: int = Field(default=32_768, ge=1)
+    list_limit_max: int = Field(default=200, ge=1)
+
+    # SSE relay.
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_retry_ms: int = Field(default=1000, ge=0)
+
+    # Worker.
+    queue_poll_seconds: float = Field(default=0.02, gt=0)
+    coalesce_window_ms: float = Field(default=0.0, ge=0)
+    max_concurrent_jobs: int = Field(default=50, ge=1)
+    upstream_read_timeout_seconds: float = Field(default=60.0, gt=0)
+    generation_timeout_seconds: float = Field(default=900.0, gt=0)
+    max_attempts: int = Field(default=2, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return Settings()

@@ -1,0 +1,266 @@
+"""Writing and reading a stream in Redis: the one place that touches a stream's keys.
+
+Every write that changes a stream after it was created runs as a Lua script, so the check and the write are
+one atomic step in Redis itself:
+- `append` and `finish` are fenced by the attempt number: a worker whose attempt is no longer the stream's
+  current one (it was paused, partitioned or superseded) writes nothing.
+- a terminal event, the status change, the TTL and the removal from the active index happen together, so no
+  reader ever sees `done` on a stream whose status still says `running`.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from contract.events import TERMINAL_TYPE_BYTES, CancelledEvent, encode_event
+from contract.keys import Keys
+from contract.status import StreamStatus
+
+# Entry as XRANGE / XREAD return it: (entry id, {b"t": type, b"d": payload}).
+RawEntry = tuple[bytes, dict[bytes, bytes]]
+
+_NOW = "local _t = redis.call('TIME') local now = _t[1] * 1000 + math.floor(_t[2] / 1000)\n"
+# finish(status, type, data, ttl): KEYS[1] meta, KEYS[2] events, KEYS[3] active index, KEYS[4] request.
+_FINISH_FN = """
+local function finish(sid, status, etype, edata, ttl, now)
+  redis.call('XADD', KEYS[2], '*', 't', etype, 'd', edata)
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', now)
+  redis.call('ZREM', KEYS[3], sid)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
+local function is_terminal(status)
+  return status == 'done' or status == 'error' or status == 'cancelled'
+end
+"""
+
+# ARGV: sid, worker, max_attempts, model_json, ttl, exhausted_error_json
+_BEGIN = (
+    _NOW
+    + _FINISH_FN
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', 0} end
+if is_terminal(status) then return {'terminal', 0} end
+if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[5], now)
+  return {'cancelled', 0}
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+if attempt > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'error', ARGV[6])
+  finish(ARGV[1], 'error', 'error', ARGV[6], ARGV[5], now)
+  return {'exhausted', attempt}
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', now, 'worker', ARGV[2], 'chars', 0)
+if attempt > 1 then
+  redis.call('XADD', KEYS[2], '*', 't', 'reset', 'd', '{"attempt":' .. attempt .. '}')
+end
+redis.call('XADD', KEYS[2], '*', 't', 'start', 'd', '{"attempt":' .. attempt .. ',"model":' .. ARGV[4] .. '}')
+return {'ok', attempt}
+"""
+)
+
+# KEYS: meta, events. ARGV: attempt, chars added, then (type, data) pairs.
+_APPEND = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested')
+if m[1] ~= 'running' or m[2] ~= ARGV[1] then return 'fenced' end
+if m[3] == '1' then return 'cancel' end
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], '*', 't', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('HINCRBY', KEYS[1], 'chars', ARGV[2])
+return 'ok'
+"""
+
+# ARGV: sid, attempt, status, type, data, ttl, then (field, value) pairs to set on meta.
+_FINISH = (
+    _NOW
+    + _FINISH_FN
+    + """
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt')
+if m[1] ~= 'running' or m[2] ~= ARGV[2] then return 'fenced' end
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+finish(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now)
+return 'ok'
+"""
+)
+
+# ARGV: sid, ttl, control channel.
+_CANCEL = (
+    _NOW
+    + _FINISH_FN
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if is_terminal(status) then return status end
+if status == 'queued' then
+  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[2], now)
+  return 'cancelled'
+end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 'requested'
+"""
+)
+
+
+class BeginResult(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    TERMINAL = "terminal"
+    CANCELLED = "cancelled"
+    EXHAUSTED = "exhausted"
+
+
+class AppendResult(StrEnum):
+    OK = "ok"
+    FENCED = "fenced"
+    CANCEL = "cancel"
+
+
+class CancelResult(StrEnum):
+    MISSING = "missing"
+    REQUESTED = "requested"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class NewStream:
+    stream_id: str
+    request_json: bytes
+    model: str
+    created_at_ms: int
+    demo: bool = False
+
+
+def is_terminal_entry(fields: dict[bytes, bytes]) -> bool:
+    return fields.get(b"t") in TERMINAL_TYPE_BYTES
+
+
+class StreamStore:
+    """Reads and writes streams under one key prefix."""
+
+    def __init__(self, redis: "Redis", keys: Keys, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_seconds = ttl_seconds
+        self._begin = redis.register_script(_BEGIN)
+        self._append = redis.register_script(_APPEND)
+        self._finish = redis.register_script(_FINISH)
+        self._cancel = redis.register_script(_CANCEL)
+
+    def _stream_keys(self, stream_id: str) -> list[str]:
+        k = self.keys
+        return [k.meta(stream_id), k.events(stream_id), k.active, k.request(stream_id)]
+
+    async def create(self, new: NewStream) -> None:
+        """Record a queued stream: its meta hash, its request, and its place in the indexes."""
+        k, sid = self.keys, new.stream_id
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                k.meta(sid),
+                mapping={
+                    "status": StreamStatus.QUEUED.value,
+                    "model": new.model,
+                    "attempt": 0,
+                    "chars": 0,
+                    "created_at": new.created_at_ms,
+                    "demo": int(new.demo),
+                },
+            )
+            pipe.set(k.request(sid), new.request_json)
+            pipe.zadd(k.active, {sid: new.created_at_ms})
+            pipe.zadd(k.recent, {sid: new.created_at_ms})
+            # The recent index keeps ids for as long as their streams live.
+            pipe.zremrangebyscore(k.recent, 0, new.created_at_ms - self.ttl_seconds * 1000)
+            await pipe.execute()
+
+    async def request(self, stream_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self.keys.request(stream_id))
+        if raw is None:
+            return None
+        result: dict[str, Any] = orjson.loads(raw)
+        return result
+
+    async def meta(self, stream_id: str) -> dict[bytes, bytes]:
+        result: dict[bytes, bytes] = await self.redis.hgetall(self.keys.meta(stream_id))  # type: ignore[misc]
+        return result
+
+    async def begin(self, stream_id: str, worker: str, model: str, max_attempts: int) -> tuple[BeginResult, int]:
+        """Start a new attempt (a `reset` first when it is not the first one), unless the stream has ended."""
+        exhausted = orjson.dumps(
+            {"code": "attempts_exhausted", "message": f"the generation failed {max_attempts} times in a row"}
+        )
+        result, attempt = await self._begin(
+            keys=self._stream_keys(stream_id),
+            args=[stream_id, worker, max_attempts, orjson.dumps(model), self.ttl_seconds, exhausted],
+        )
+        return BeginResult(result.decode()), int(attempt)
+
+    async def append(self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]) -> AppendResult:
+        """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled."""
+        args: list[bytes | int] = [attempt, chars]
+        for event_type, data in entries:
+            args += [event_type, data]
+        result = await self._append(keys=[self.keys.meta(stream_id), self.keys.events(stream_id)], args=args)
+        return AppendResult(result.decode())
+
+    async def finish(
+        self,
+        stream_id: str,
+        attempt: int,
+        status: StreamStatus,
+        event: tuple[bytes, bytes],
+        fields: dict[str, bytes | str | int] | None = None,
+    ) -> bool:
+        """Write the terminal event of the running attempt; False when the attempt was fenced off."""
+        args: list[bytes | str | int] = [stream_id, attempt, status.value, event[0], event[1], self.ttl_seconds]
+        for name, value in (fields or {}).items():
+            args += [name, value]
+        result = await self._finish(keys=self._stream_keys(stream_id), args=args)
+        return bool(result == b"ok")
+
+    async def cancel(self, stream_id: str) -> CancelResult:
+        """Cancel a stream: at once when queued, through the worker (pub/sub and a meta flag) when running."""
+        result = await self._cancel(
+            keys=self._stream_keys(stream_id), args=[stream_id, self.ttl_seconds, self.keys.control]
+        )
+        return CancelResult(result.decode())
+
+    async def read_after(self, stream_id: str, after: bytes, count: int = 1000) -> list[RawEntry]:
+        """Entries strictly after `after` (an entry id, or b"0-0" for the start)."""
+        entries: list[RawEntry] = await self.redis.xrange(
+            self.keys.events(stream_id), min=b"(" + after, max=b"+", count=count
+        )
+        return entries
+
+    async def has_entry(self, stream_id: str, entry_id: bytes) -> bool:
+        found = await self.redis.xrange(self.keys.events(stream_id), min=entry_id, max=entry_id, count=1)
+        return bool(found)
+
+    async def follow(self, stream_id: str, after: bytes = b"0-0", block_ms: int = 5000) -> AsyncIterator[RawEntry]:
+        """Entries after `after`, then live ones, until a terminal event (for the CLI and tests; the API shares
+        one reader per process instead, see `api.hub`)."""
+        key = self.keys.events(stream_id)
+        while True:
+            reply = await self.redis.xread({key: after}, count=1000, block=block_ms)
+            for _key, entries in reply or []:
+                for entry_id, fields in entries:
+                    after = entry_id
+                    yield entry_id, fields
+                    if is_terminal_entry(fields):
+                        return
+
+
+def cancelled_event(chars: int, usage: dict[str, int] | None) -> tuple[bytes, bytes]:
+    return encode_event(CancelledEvent.model_validate({"chars": chars, "usage": usage}))

@@ -1,0 +1,142 @@
+"""One generation: call the model with `stream=True` and write its answer into the stream, fenced by attempt.
+
+Outcomes, each ending the stream with exactly one terminal event written atomically with the status:
+`done` (the model finished), `error` (the upstream failed; the partial text stays readable), `cancelled`
+(a cancel request; the upstream HTTP request is closed at once). A `CancelledError` from outside (arq shutting
+down on SIGTERM) writes nothing: arq re-queues the job and the next attempt starts with a `reset`.
+"""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import orjson
+
+from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
+from contract.settings import Settings
+from contract.status import StreamStatus
+from contract.store import AppendResult, BeginResult, StreamStore, cancelled_event
+from worker.control import CancelListener
+from worker.delta_writer import DeltaWriter
+from worker.upstream import Scrubber, classify_error
+
+log = logging.getLogger("chatrelay.worker")
+
+STREAM_ID_HEADER = "X-Chatrelay-Stream-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    settings: Settings
+    store: StreamStore
+    client: openai.AsyncOpenAI
+    cancels: CancelListener
+    scrub: Scrubber
+    worker_id: str
+
+
+class _Answer:
+    """What the upstream said besides the text."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] | None = None
+
+
+async def _consume(deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: DeltaWriter,
+                   answer: _Answer) -> None:
+    options: dict[str, Any] = {k: request[k] for k in ("temperature", "max_tokens") if k in request}
+    stream = await deps.client.chat.completions.create(
+        model=model,
+        messages=request["messages"],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={STREAM_ID_HEADER: stream_id},
+        **options,
+    )
+    # `async with` closes the HTTP response however we leave: the upstream sees the disconnect at once.
+    async with stream:
+        async for chunk in stream:
+            # Some compatible servers send `choices: null` on the usage chunk.
+            for choice in chunk.choices or []:
+                if choice.delta is not None and choice.delta.content:
+                    writer.add(choice.delta.content)
+                if choice.finish_reason:
+                    answer.finish_reason = choice.finish_reason
+            if chunk.usage is not None:
+                answer.usage = Usage.model_validate(chunk.usage.model_dump()).model_dump()
+            if writer.finished:
+                return
+    if answer.finish_reason is None:
+        raise openai.APIConnectionError(message="the stream ended without a finish reason", request=None)  # type: ignore[arg-type]
+
+
+async def generate(deps: WorkerDeps, stream_id: str) -> dict[str, Any]:
+    """Run one attempt of a stream's generation; returns a small summary for arq's result."""
+    store, settings = deps.store, deps.settings
+    request = await store.request(stream_id)
+    if request is None:
+        return {"outcome": "missing"}
+    model = request.get("model") or settings.openai_model
+    begun, attempt = await store.begin(stream_id, deps.worker_id, model, settings.max_attempts)
+    if begun != BeginResult.OK:
+        log.info("stream %s not started: %s", stream_id, begun.value)
+        return {"outcome": begun.value}
+    log.info("stream %s attempt %d started on %s (model %s)", stream_id, attempt, deps.worker_id, model)
+
+    cancel_requested = deps.cancels.register(stream_id)
+    writer = DeltaWriter(store, stream_id, attempt, settings.coalesce_window_ms)
+    answer = _Answer()
+    consume = asyncio.create_task(_consume(deps, stream_id, request, model, writer, answer))
+    cancel_wait = asyncio.create_task(cancel_requested.wait())
+    try:
+        await asyncio.wait({consume, cancel_wait}, timeout=settings.generation_timeout_seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        deps.cancels.unregister(stream_id)
+        cancel_wait.cancel()
+        if not consume.done():
+            consume.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await consume
+
+    failure = consume.exception() if consume.done() and not consume.cancelled() else None
+    timed_out = consume.cancelled() and not cancel_requested.is_set()
+    if cancel_requested.is_set() or writer.stopped is not None:
+        await writer.abort()  # a cancelled or fenced attempt writes nothing more
+    else:
+        await writer.close()  # flush what the model sent before it finished or failed
+
+    if writer.stopped == AppendResult.FENCED:
+        log.warning("stream %s attempt %d was fenced off; wrote nothing more", stream_id, attempt)
+        return {"outcome": "fenced"}
+    if cancel_requested.is_set() or writer.stopped == AppendResult.CANCEL:
+        chars = writer.written_chars
+        event = cancelled_event(chars, answer.usage)
+        await store.finish(stream_id, attempt, StreamStatus.CANCELLED, event, {"chars": chars})
+        log.info("stream %s cancelled after %d chars", stream_id, chars)
+        return {"outcome": "cancelled", "chars": chars}
+    if failure is None and not timed_out:
+        usage = Usage.model_validate(answer.usage) if answer.usage else None
+        fields: dict[str, bytes | str | int] = {"finish_reason": answer.finish_reason or ""}
+        if answer.usage:
+            fields["usage"] = orjson.dumps(answer.usage)
+        done = encode_event(DoneEvent(finish_reason=answer.finish_reason, usage=usage))
+        await store.finish(stream_id, attempt, StreamStatus.DONE, done, fields)
+        log.info("stream %s done: %d chars in %d writes", stream_id, writer.written_chars, writer.writes)
+        return {"outcome": "done", "chars": writer.written_chars}
+
+    if failure is None:
+        code, message = "generation_timeout", f"the answer took longer than {settings.generation_timeout_seconds:g} s"
+    else:
+        code, message = classify_error(failure)
+    message = deps.scrub(message)
+    error = encode_event(ErrorEvent(code=code, message=message))
+    await store.finish(
+        stream_id, attempt, StreamStatus.ERROR, error, {"error": orjson.dumps({"code": code, "message": message})}
+    )
+    log.warning("stream %s failed: %s (%s)", stream_id, code, message)
+    return {"outcome": "error", "code": code}
