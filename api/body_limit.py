@@ -14,9 +14,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            error_body("payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
-        )
+        body = orjson.dumps(error_body("payload_too_large", f"the request body is larger than {self.max_bytes} bytes"))
         await send(
             {
                 "type": "http.response.start",

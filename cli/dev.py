@@ -1,7 +1,6 @@
 """`chatrelay dev` (what `make dev` runs): the whole service on this machine with embedded defaults."""
 
 import argparse
-import os
 import signal
 import sys
 import time
@@ -66,5 +65,3 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         group.stop_all()
         print("chatrelay: stopped", flush=True)
-
-

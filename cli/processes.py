@@ -87,8 +87,9 @@ class ProcessGroup:
         if self.inherit_output:
             proc = subprocess.Popen(args, cwd=ROOT, env=env)
         else:
-            log = (self.log_dir / f"{name}.log").open("ab")
-            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # The child keeps its own copy of the file descriptor; ours closes right away.
+            with (self.log_dir / f"{name}.log").open("ab") as log:
+                proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
 
@@ -99,15 +100,38 @@ class ProcessGroup:
     def start_redis(self, port: int, appendonly: bool = False) -> str:
         data_dir = self.log_dir / f"redis-{port}"
         data_dir.mkdir(exist_ok=True)
-        args = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes" if appendonly else "no", "--dir", str(data_dir)]
+        args = [
+            find_redis_server(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--dir",
+            str(data_dir),
+        ]
         self.spawn(f"redis-{port}", args)
         wait_for_port(port)
         return f"redis://127.0.0.1:{port}/0"
 
     def start_demo(self, port: int, delay_ms: float = 50, ttft_ms: float = 300) -> str:
-        proc = self.spawn("demo", [sys.executable, "-m", "demo_upstream", "--port", str(port),
-                                   "--delay-ms", str(delay_ms), "--ttft-ms", str(ttft_ms)])
+        proc = self.spawn(
+            "demo",
+            [
+                sys.executable,
+                "-m",
+                "demo_upstream",
+                "--port",
+                str(port),
+                "--delay-ms",
+                str(delay_ms),
+                "--ttft-ms",
+                str(ttft_ms),
+            ],
+        )
         wait_for_http(f"http://127.0.0.1:{port}/v1/models", proc=proc)
         return f"http://127.0.0.1:{port}/v1"
 
@@ -121,8 +145,19 @@ class ProcessGroup:
                 sock.bind(("127.0.0.1", port))
             except OSError as exc:
                 raise RuntimeError(f"port {port} is already in use; pick another with --port") from exc
-        args = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-                "--timeout-graceful-shutdown", "3", "--no-access-log"]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "3",
+            "--no-access-log",
+        ]
         proc = self.spawn(name, args, extra_env)
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/readyz", proc=proc)

@@ -13,7 +13,7 @@ def connect(url: str) -> "Redis":
     redis-py 5 does not retry by default; three retries with backoff ride out a short blip, and anything
     longer surfaces as an error the caller maps (503 in the API, an error event on a stream).
     """
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         url,
         decode_responses=False,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
@@ -21,3 +21,4 @@ def connect(url: str) -> "Redis":
         health_check_interval=30,
         socket_connect_timeout=5,
     )
+    return client

@@ -207,7 +207,9 @@ class StreamStore:
         )
         return BeginResult(result.decode()), int(attempt)
 
-    async def append(self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]) -> AppendResult:
+    async def append(
+        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]
+    ) -> AppendResult:
         """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled."""
         args: list[bytes | int] = [attempt, chars]
         for event_type, data in entries:

@@ -34,7 +34,7 @@ print("Set OPENAI_API_KEY to talk to a real model.")
 """
 
 # Text that trips naive SSE relays and JSON handling: newlines, fake SSE fields, emoji, other scripts.
-TRICKY = "line one\nline two\n\nevent: fake\ndata: x\n\n🙂👩‍💻 naïve café — 中文 العربية हिन्दी \\ \"quoted\" \r\n"
+TRICKY = 'line one\nline two\n\nevent: fake\ndata: x\n\n🙂👩‍💻 naïve café — 中文 العربية हिन्दी \\ "quoted" \r\n'
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 

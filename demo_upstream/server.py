@@ -74,9 +74,7 @@ def create_app(defaults: Script) -> FastAPI:
             return ORJSONResponse({"error": {"message": "the demo model only streams", "type": "demo"}}, 400)
         tokens = script.reply_tokens(body.get("messages", []))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(
-            _stream(script, record, model, tokens, include_usage), media_type="text/event-stream"
-        )
+        return StreamingResponse(_stream(script, record, model, tokens, include_usage), media_type="text/event-stream")
 
     return app
 
@@ -98,6 +96,7 @@ async def _stream(
             if i == script.stall_after:
                 await asyncio.sleep(3600)
             if i == script.disconnect_after:
+                record.finished = True  # the server ended it, on purpose
                 raise AbruptDisconnect
             if i and script.delay_ms:
                 await asyncio.sleep(script.delay_ms / 1000)

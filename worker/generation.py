@@ -46,8 +46,9 @@ class _Answer:
         self.usage: dict[str, int] | None = None
 
 
-async def _consume(deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: DeltaWriter,
-                   answer: _Answer) -> None:
+async def _consume(
+    deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: DeltaWriter, answer: _Answer
+) -> None:
     options: dict[str, Any] = {k: request[k] for k in ("temperature", "max_tokens") if k in request}
     stream = await deps.client.chat.completions.create(
         model=model,
@@ -93,8 +94,9 @@ async def generate(deps: WorkerDeps, stream_id: str) -> dict[str, Any]:
     consume = asyncio.create_task(_consume(deps, stream_id, request, model, writer, answer))
     cancel_wait = asyncio.create_task(cancel_requested.wait())
     try:
-        await asyncio.wait({consume, cancel_wait}, timeout=settings.generation_timeout_seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {consume, cancel_wait}, timeout=settings.generation_timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         deps.cancels.unregister(stream_id)
         cancel_wait.cancel()

@@ -20,7 +20,7 @@ async def get_health() -> dict[str, str]:
 async def get_readiness(state: StateDep) -> dict[str, str] | ORJSONResponse:
     """Redis answers: this process can take traffic."""
     try:
-        await state.store.redis.ping()  # type: ignore[misc]
+        await state.store.redis.ping()
     except RedisError as exc:
         return ORJSONResponse(error_body("unavailable", f"Redis is not reachable ({type(exc).__name__})"), 503)
     return {"status": "ready"}

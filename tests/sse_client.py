@@ -1,0 +1,98 @@
+"""A small spec-following SSE reader for the tests, and the answer assembly rule clients use."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+
+@dataclass
+class SseEvent:
+    id: str | None
+    event: str
+    data: str
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+TERMINAL = {"done", "error", "cancelled"}
+
+
+async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent | str]:
+    """Events as the WHATWG parser sees them; comments come out as plain strings."""
+    buffer = ""
+    event_id: str | None = None
+    event_type = ""
+    data: list[str] = []
+    async for chunk in response.aiter_text():
+        buffer += chunk
+        while True:
+            # Lines end in CRLF, LF or CR; a CR at the end of the buffer may still be half of a CRLF.
+            cut = -1
+            for i, ch in enumerate(buffer):
+                if ch == "\n" or (ch == "\r" and i + 1 < len(buffer)):
+                    cut = i
+                    break
+            if cut < 0:
+                break
+            line = buffer[:cut]
+            skip = 2 if buffer[cut] == "\r" and buffer[cut + 1 : cut + 2] == "\n" else 1
+            buffer = buffer[cut + skip :]
+            if line == "":
+                if data or event_type:
+                    yield SseEvent(event_id, event_type or "message", "\n".join(data))
+                event_type, data = "", []
+                continue
+            if line.startswith(":"):
+                yield line
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "id":
+                event_id = value
+            elif name == "event":
+                event_type = value
+            elif name == "data":
+                data.append(value)
+
+
+def assemble(events: list[SseEvent]) -> str:
+    """The answer: the concatenation of `delta` texts after the last `reset`."""
+    text: list[str] = []
+    for event in events:
+        if event.event == "reset":
+            text = []
+        elif event.event == "delta":
+            text.append(event.json["text"])
+    return "".join(text)
+
+
+async def read_events(
+    client: httpx.AsyncClient,
+    url: str,
+    last_event_id: str | None = None,
+    offset: str | None = None,
+    stop_after: int | None = None,
+) -> tuple[int, list[SseEvent], list[str]]:
+    """Read a stream's SSE response: (status, events, comments). `stop_after` drops the connection after that
+    many events, like a reload or a network cut would."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    params = {"offset": offset} if offset is not None else {}
+    events: list[SseEvent] = []
+    comments: list[str] = []
+    async with client.stream("GET", url, headers=headers, params=params) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response.status_code, events, comments
+        async for item in iter_sse(response):
+            if isinstance(item, str):
+                comments.append(item)
+                continue
+            events.append(item)
+            if stop_after is not None and len(events) >= stop_after:
+                break
+    return 200, events, comments
