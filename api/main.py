@@ -1,11 +1,12 @@
 """The API process: `uvicorn api.main:app --timeout-graceful-shutdown 5`."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from api.body_limit import BodyLimitMiddleware
@@ -13,8 +14,9 @@ from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
 from api.routes import health, streams
-from contract.jobs import deserialize_job, serialize_job
 from contract.keys import Keys
+from contract.queue import enqueue_generation, job_queue
+from contract.recovery import LeaseMonitor
 from contract.redis_client import connect
 from contract.settings import Settings, get_settings
 from contract.store import StreamStore
@@ -31,21 +33,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings.redis_url)
-        # arq's client shares the connection pool; only its job serialization differs (JSON, not pickle).
-        queue = ArqRedis(
-            connection_pool=redis.connection_pool,
-            job_serializer=serialize_job,
-            job_deserializer=deserialize_job,
-            default_queue_name=keys.queue,
-        )
+        queue = job_queue(redis, keys)
+        store = StreamStore(redis, keys, settings.stream_ttl_seconds)
         hub = StreamHub(redis, keys)
         await hub.start()
-        app.state.chatrelay = AppState(settings, StreamStore(redis, keys, settings.stream_ttl_seconds), queue, hub)
+
+        async def retry(stream_id: str, attempt: int) -> None:
+            await enqueue_generation(queue, keys, stream_id, attempt)
+
+        # API processes watch leases too, so a stream whose last worker died still ends or gets retried.
+        monitor = LeaseMonitor(store, retry, settings.lease_check_seconds, settings.max_attempts)
+        monitor_task = asyncio.create_task(monitor.run(), name="lease-monitor")
+        app.state.chatrelay = AppState(settings, store, queue, hub)
         if settings.demo_upstream:
             log.warning("DEMO MODE: answers come from the local demo model, not from OpenAI")
         try:
             yield
         finally:
+            monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor_task
             await hub.stop()
             await redis.aclose()
 

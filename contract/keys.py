@@ -26,6 +26,10 @@ class Keys:
         """JSON of the chat request (messages and options) the worker generates from."""
         return f"{self.prefix}:{{{stream_id}}}:request"
 
+    def lease(self, stream_id: str) -> str:
+        """`<attempt>:<worker>` of the running attempt, expiring unless its worker renews it."""
+        return f"{self.prefix}:{{{stream_id}}}:lease"
+
     @property
     def active(self) -> str:
         """Sorted set of queued and running stream ids, scored by creation time (ms)."""

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     upstream_read_timeout_seconds: float = Field(default=60.0, gt=0)
     generation_timeout_seconds: float = Field(default=900.0, gt=0)
     max_attempts: int = Field(default=2, ge=1)
+    # A running attempt holds a lease its worker renews every `lease_renew_seconds`; one not renewed for
+    # `lease_ttl_seconds` means the worker is gone, which some process notices within `lease_check_seconds`.
+    lease_ttl_seconds: float = Field(default=5.0, gt=0)
+    lease_renew_seconds: float = Field(default=1.0, gt=0)
+    lease_check_seconds: float = Field(default=2.0, gt=0)
 
 
 @lru_cache

@@ -24,12 +24,13 @@ from contract.status import StreamStatus
 RawEntry = tuple[bytes, dict[bytes, bytes]]
 
 _NOW = "local _t = redis.call('TIME') local now = _t[1] * 1000 + math.floor(_t[2] / 1000)\n"
-# finish(status, type, data, ttl): KEYS[1] meta, KEYS[2] events, KEYS[3] active index, KEYS[4] request.
+# KEYS of every script that can end a stream: 1 meta, 2 events, 3 active index, 4 request, 5 lease.
 _FINISH_FN = """
 local function finish(sid, status, etype, edata, ttl, now)
   redis.call('XADD', KEYS[2], '*', 't', etype, 'd', edata)
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', now)
   redis.call('ZREM', KEYS[3], sid)
+  redis.call('DEL', KEYS[5])
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[4], ttl)
@@ -39,30 +40,69 @@ local function is_terminal(status)
 end
 """
 
-# ARGV: sid, worker, max_attempts, model_json, ttl, exhausted_error_json
+# Start attempt ARGV[2] if it is the stream's current attempt and still queued.
+# ARGV: sid, attempt, worker, model_json, ttl, lease_ms
 _BEGIN = (
     _NOW
     + _FINISH_FN
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing', 0} end
-if is_terminal(status) then return {'terminal', 0} end
-if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested')
+if not m[1] then return 'missing' end
+if is_terminal(m[1]) then return 'terminal' end
+if m[2] ~= ARGV[2] then return 'superseded' end
+if m[1] ~= 'queued' then return 'running' end
+if m[3] == '1' then
   finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[5], now)
-  return {'cancelled', 0}
+  return 'cancelled'
 end
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-if attempt > tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'error', ARGV[6])
-  finish(ARGV[1], 'error', 'error', ARGV[6], ARGV[5], now)
-  return {'exhausted', attempt}
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[3], 'chars', 0, 'attempt_started_at', now)
+redis.call('HSETNX', KEYS[1], 'started_at', now)
+redis.call('SET', KEYS[5], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[6])
+redis.call('XADD', KEYS[2], '*', 't', 'start', 'd', '{"attempt":' .. ARGV[2] .. ',"model":' .. ARGV[4] .. '}')
+return 'ok'
+"""
+)
+
+# KEYS: meta, lease. ARGV: attempt, lease value, lease_ms.
+_RENEW = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested')
+if m[1] ~= 'running' or m[2] ~= ARGV[1] then return 'fenced' end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if m[3] == '1' then return 'cancel' end
+return 'ok'
+"""
+
+# KEYS: lease. ARGV: lease value. Let go of a lease on a graceful stop, so a takeover need not wait for it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'ok'
+"""
+
+# A running stream whose lease expired lost its worker: retry as a new attempt (queued, after a `reset`),
+# or end it (`cancelled` when a cancel was pending, `error` worker_lost past the last attempt).
+# ARGV: sid, max_attempts, ttl, lost_error_json
+_TAKEOVER = (
+    _NOW
+    + _FINISH_FN
+    + """
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested', 'chars')
+if m[1] ~= 'running' then return {'skip', 0} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'alive', 0} end
+local attempt = tonumber(m[2])
+if m[3] == '1' then
+  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":' .. (m[4] or '0') .. ',"usage":null}', ARGV[3], now)
+  return {'cancelled', attempt}
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', now, 'worker', ARGV[2], 'chars', 0)
-if attempt > 1 then
-  redis.call('XADD', KEYS[2], '*', 't', 'reset', 'd', '{"attempt":' .. attempt .. '}')
+if attempt >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'error', ARGV[4])
+  finish(ARGV[1], 'error', 'error', ARGV[4], ARGV[3], now)
+  return {'lost', attempt}
 end
-redis.call('XADD', KEYS[2], '*', 't', 'start', 'd', '{"attempt":' .. attempt .. ',"model":' .. ARGV[4] .. '}')
-return {'ok', attempt}
+attempt = attempt + 1
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt, 'chars', 0, 'worker', '')
+redis.call('HINCRBY', KEYS[1], 'lost_workers', 1)
+redis.call('XADD', KEYS[2], '*', 't', 'reset', 'd', '{"attempt":' .. attempt .. '}')
+return {'retry', attempt}
 """
 )
 
@@ -101,11 +141,11 @@ _CANCEL = (
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if is_terminal(status) then return status end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'cancel_requested_at', now)
 if status == 'queued' then
   finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[2], now)
   return 'cancelled'
 end
-redis.call('HSET', KEYS[1], 'cancel_requested', '1')
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 'requested'
 """
@@ -117,7 +157,22 @@ class BeginResult(StrEnum):
     MISSING = "missing"
     TERMINAL = "terminal"
     CANCELLED = "cancelled"
-    EXHAUSTED = "exhausted"
+    SUPERSEDED = "superseded"  # a later attempt exists: this job is a stale re-run
+    RUNNING = "running"  # this attempt already started (arq re-ran the job): the lease decides its fate
+
+
+class RenewResult(StrEnum):
+    OK = "ok"
+    FENCED = "fenced"
+    CANCEL = "cancel"
+
+
+class TakeoverResult(StrEnum):
+    SKIP = "skip"
+    ALIVE = "alive"
+    RETRY = "retry"
+    LOST = "lost"
+    CANCELLED = "cancelled"
 
 
 class AppendResult(StrEnum):
@@ -158,10 +213,13 @@ class StreamStore:
         self._append = redis.register_script(_APPEND)
         self._finish = redis.register_script(_FINISH)
         self._cancel = redis.register_script(_CANCEL)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self._takeover = redis.register_script(_TAKEOVER)
 
     def _stream_keys(self, stream_id: str) -> list[str]:
         k = self.keys
-        return [k.meta(stream_id), k.events(stream_id), k.active, k.request(stream_id)]
+        return [k.meta(stream_id), k.events(stream_id), k.active, k.request(stream_id), k.lease(stream_id)]
 
     async def create(self, new: NewStream) -> None:
         """Record a queued stream: its meta hash, its request, and its place in the indexes."""
@@ -172,7 +230,7 @@ class StreamStore:
                 mapping={
                     "status": StreamStatus.QUEUED.value,
                     "model": new.model,
-                    "attempt": 0,
+                    "attempt": 1,
                     "chars": 0,
                     "created_at": new.created_at_ms,
                     "demo": int(new.demo),
@@ -196,16 +254,32 @@ class StreamStore:
         result: dict[bytes, bytes] = await self.redis.hgetall(self.keys.meta(stream_id))  # type: ignore[misc]
         return result
 
-    async def begin(self, stream_id: str, worker: str, model: str, max_attempts: int) -> tuple[BeginResult, int]:
-        """Start a new attempt (a `reset` first when it is not the first one), unless the stream has ended."""
-        exhausted = orjson.dumps(
-            {"code": "attempts_exhausted", "message": f"the generation failed {max_attempts} times in a row"}
-        )
-        result, attempt = await self._begin(
+    async def begin(self, stream_id: str, attempt: int, worker: str, model: str, lease_ms: int) -> BeginResult:
+        """Start `attempt` if it is the stream's current one and still queued; takes the lease."""
+        result = await self._begin(
             keys=self._stream_keys(stream_id),
-            args=[stream_id, worker, max_attempts, orjson.dumps(model), self.ttl_seconds, exhausted],
+            args=[stream_id, attempt, worker, orjson.dumps(model), self.ttl_seconds, lease_ms],
         )
-        return BeginResult(result.decode()), int(attempt)
+        return BeginResult(result.decode())
+
+    async def renew(self, stream_id: str, attempt: int, worker: str, lease_ms: int) -> RenewResult:
+        """Extend the lease of a running attempt; `cancel` when a cancel is pending (pub/sub safety net)."""
+        k = self.keys
+        result = await self._renew(
+            keys=[k.meta(stream_id), k.lease(stream_id)], args=[attempt, f"{attempt}:{worker}", lease_ms]
+        )
+        return RenewResult(result.decode())
+
+    async def release(self, stream_id: str, attempt: int, worker: str) -> None:
+        await self._release(keys=[self.keys.lease(stream_id)], args=[f"{attempt}:{worker}"])
+
+    async def takeover(self, stream_id: str, max_attempts: int) -> tuple[TakeoverResult, int]:
+        """Act on a running stream whose lease expired (see `_TAKEOVER`); `alive` when it did not."""
+        lost = orjson.dumps({"code": "worker_lost", "message": f"the worker stopped answering, {max_attempts} times"})
+        result, attempt = await self._takeover(
+            keys=self._stream_keys(stream_id), args=[stream_id, max_attempts, self.ttl_seconds, lost]
+        )
+        return TakeoverResult(result.decode()), int(attempt)
 
     async def append(
         self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]

@@ -9,16 +9,18 @@ down on SIGTERM) writes nothing: arq re-queues the job and the next attempt star
 import asyncio
 import contextlib
 import logging
+from asyncio import FIRST_COMPLETED
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 import orjson
+from redis.exceptions import RedisError
 
 from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
 from contract.settings import Settings
 from contract.status import StreamStatus
-from contract.store import AppendResult, BeginResult, StreamStore, cancelled_event
+from contract.store import AppendResult, BeginResult, RenewResult, StreamStore, cancelled_event
 from worker.control import CancelListener
 from worker.delta_writer import DeltaWriter
 from worker.upstream import Scrubber, classify_error
@@ -75,16 +77,33 @@ async def _consume(
         raise openai.APIConnectionError(message="the stream ended without a finish reason", request=None)  # type: ignore[arg-type]
 
 
-async def generate(deps: WorkerDeps, stream_id: str) -> dict[str, Any]:
-    """Run one attempt of a stream's generation; returns a small summary for arq's result."""
+async def _keep_lease(deps: WorkerDeps, stream_id: str, attempt: int, cancel: asyncio.Event) -> RenewResult:
+    """Renew the lease until told to stop; returns early with `fenced` when the attempt lost its stream."""
+    settings = deps.settings
+    lease_ms = int(settings.lease_ttl_seconds * 1000)
+    while True:
+        await asyncio.sleep(settings.lease_renew_seconds)
+        try:
+            result = await deps.store.renew(stream_id, attempt, deps.worker_id, lease_ms)
+        except RedisError as exc:
+            log.warning("stream %s: lease renewal failed (%s)", stream_id, type(exc).__name__)
+            continue
+        if result == RenewResult.CANCEL:
+            cancel.set()
+        elif result == RenewResult.FENCED:
+            return result
+
+
+async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, Any]:
+    """Run attempt `attempt` of a stream's generation; returns a small summary for arq's result."""
     store, settings = deps.store, deps.settings
     request = await store.request(stream_id)
     if request is None:
         return {"outcome": "missing"}
     model = request.get("model") or settings.openai_model
-    begun, attempt = await store.begin(stream_id, deps.worker_id, model, settings.max_attempts)
+    begun = await store.begin(stream_id, attempt, deps.worker_id, model, int(settings.lease_ttl_seconds * 1000))
     if begun != BeginResult.OK:
-        log.info("stream %s not started: %s", stream_id, begun.value)
+        log.info("stream %s attempt %d not started: %s", stream_id, attempt, begun.value)
         return {"outcome": begun.value}
     log.info("stream %s attempt %d started on %s (model %s)", stream_id, attempt, deps.worker_id, model)
 
@@ -93,26 +112,37 @@ async def generate(deps: WorkerDeps, stream_id: str) -> dict[str, Any]:
     answer = _Answer()
     consume = asyncio.create_task(_consume(deps, stream_id, request, model, writer, answer))
     cancel_wait = asyncio.create_task(cancel_requested.wait())
+    lease = asyncio.create_task(_keep_lease(deps, stream_id, attempt, cancel_requested))
     try:
         await asyncio.wait(
-            {consume, cancel_wait}, timeout=settings.generation_timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            {consume, cancel_wait, lease}, timeout=settings.generation_timeout_seconds, return_when=FIRST_COMPLETED
         )
+    except asyncio.CancelledError:
+        # arq is shutting down (SIGTERM) or timed the job out: write nothing, hand the lease back so another
+        # worker takes the stream over now instead of when the lease expires.
+        consume.cancel()
+        await writer.abort()
+        with contextlib.suppress(RedisError):
+            await store.release(stream_id, attempt, deps.worker_id)
+        raise
     finally:
         deps.cancels.unregister(stream_id)
-        cancel_wait.cancel()
-        if not consume.done():
-            consume.cancel()
+        for task in (cancel_wait, lease, consume):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await consume
+        with contextlib.suppress(asyncio.CancelledError):
+            await lease
 
+    fenced = lease.done() and not lease.cancelled() and lease.result() == RenewResult.FENCED
     failure = consume.exception() if consume.done() and not consume.cancelled() else None
-    timed_out = consume.cancelled() and not cancel_requested.is_set()
-    if cancel_requested.is_set() or writer.stopped is not None:
+    timed_out = consume.cancelled() and not cancel_requested.is_set() and not fenced
+    if fenced or cancel_requested.is_set() or writer.stopped is not None:
         await writer.abort()  # a cancelled or fenced attempt writes nothing more
     else:
         await writer.close()  # flush what the model sent before it finished or failed
 
-    if writer.stopped == AppendResult.FENCED:
+    if fenced or writer.stopped == AppendResult.FENCED:
         log.warning("stream %s attempt %d was fenced off; wrote nothing more", stream_id, attempt)
         return {"outcome": "fenced"}
     if cancel_requested.is_set() or writer.stopped == AppendResult.CANCEL:

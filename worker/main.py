@@ -1,5 +1,7 @@
 """The worker process: `arq worker.main.WorkerSettings`."""
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -8,9 +10,15 @@ from typing import Any, ClassVar
 
 from arq import func
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract.jobs import GENERATE_JOB, deserialize_job, serialize_job
 from contract.keys import Keys
+from contract.queue import enqueue_generation, job_queue
+from contract.recovery import LeaseMonitor
 from contract.redis_client import connect
 from contract.settings import get_settings
 from contract.store import StreamStore
@@ -21,10 +29,10 @@ from worker.upstream import Scrubber, UpstreamSettings, make_client
 log = logging.getLogger("chatrelay.worker")
 
 
-async def generate_stream(ctx: dict[str, Any], stream_id: str) -> dict[str, Any]:
-    """The arq job: one attempt at generating the answer of `stream_id`."""
+async def generate_stream(ctx: dict[str, Any], stream_id: str, attempt: int = 1) -> dict[str, Any]:
+    """The arq job: attempt `attempt` at generating the answer of `stream_id`."""
     deps: WorkerDeps = ctx["chatrelay"]
-    return await generate(deps, stream_id)
+    return await generate(deps, stream_id, attempt)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -35,9 +43,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     cancels = CancelListener(redis, keys.control)
     await cancels.start()
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    store = StreamStore(redis, keys, settings.stream_ttl_seconds)
+    queue = job_queue(redis, keys)
+
+    async def retry(stream_id: str, attempt: int) -> None:
+        await enqueue_generation(queue, keys, stream_id, attempt)
+
+    monitor = LeaseMonitor(store, retry, settings.lease_check_seconds, settings.max_attempts)
+    ctx["lease_monitor"] = asyncio.create_task(monitor.run(), name="lease-monitor")
     ctx["chatrelay"] = WorkerDeps(
         settings=settings,
-        store=StreamStore(redis, keys, settings.stream_ttl_seconds),
+        store=store,
         client=make_client(upstream, settings.upstream_read_timeout_seconds),
         cancels=cancels,
         scrub=Scrubber(upstream.secrets()),
@@ -53,24 +69,34 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     deps: WorkerDeps | None = ctx.get("chatrelay")
     if deps is None:
         return
+    monitor: asyncio.Task[None] = ctx["lease_monitor"]
+    monitor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await monitor
     await deps.cancels.stop()
     await deps.client.close()
     await deps.store.redis.aclose()
 
 
 _settings = get_settings()
+_redis_settings = RedisSettings.from_dsn(_settings.redis_url)
+# arq exits when Redis goes away (arq#435); retrying with backoff for about half a minute rides out a Redis
+# restart instead. Past that the process exits and its supervisor (compose, systemd) restarts it.
+_redis_settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20)
+_redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
 
 
 class WorkerSettings:
     """arq reads its options from this class's attributes (entry point of the worker process)."""
 
     functions: ClassVar = [
-        # Our own attempts and fencing decide retries (worker.generation); arq re-runs only after SIGTERM.
-        func(generate_stream, name=GENERATE_JOB, max_tries=_settings.max_attempts + 1),
+        # Retries are ours (leases, `contract.recovery`); an arq re-run of an attempt that already started
+        # is refused by the begin script, so arq can never create a second writer.
+        func(generate_stream, name=GENERATE_JOB, max_tries=3),
     ]
     on_startup = startup
     on_shutdown = shutdown
-    redis_settings = RedisSettings.from_dsn(_settings.redis_url)
+    redis_settings = _redis_settings
     queue_name = Keys(_settings.key_prefix).queue
     job_serializer = serialize_job
     job_deserializer = deserialize_job

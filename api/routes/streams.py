@@ -12,7 +12,7 @@ from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, Offse
 from api.schemas import CancelAccepted, ChatRequest, StreamCreated, StreamList
 from api.sse import relay
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
-from contract.jobs import GENERATE_JOB
+from contract.queue import enqueue_generation
 from contract.status import TERMINAL_STATUSES, StreamInfo, StreamStatus, decode_meta
 from contract.store import CancelResult, NewStream
 
@@ -57,7 +57,7 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep) ->
             demo=state.settings.demo_upstream,
         )
     )
-    await state.queue.enqueue_job(GENERATE_JOB, stream_id, _job_id=stream_id, _queue_name=state.store.keys.queue)
+    await enqueue_generation(state.queue, state.store.keys, stream_id, attempt=1)
     base = str(request.url_for("get_stream", stream_id=stream_id).path)
     return StreamCreated(id=stream_id, events_url=f"{base}/events", status_url=base)
 

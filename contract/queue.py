@@ -1,0 +1,29 @@
+"""The generation queue: arq, with JSON job payloads, under our key prefix."""
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from contract.jobs import GENERATE_JOB, deserialize_job, serialize_job
+from contract.keys import Keys
+
+
+def job_queue(redis: "Redis", keys: Keys) -> ArqRedis:
+    """An arq client sharing `redis`'s connection pool; only its job serialization differs."""
+    return ArqRedis(
+        connection_pool=redis.connection_pool,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=keys.queue,
+    )
+
+
+def job_id(stream_id: str, attempt: int) -> str:
+    """The first attempt's job id is the stream id; a retry gets its own, since arq keeps a finished or dead
+    job's id reserved until its result expires."""
+    return stream_id if attempt == 1 else f"{stream_id}:attempt-{attempt}"
+
+
+async def enqueue_generation(queue: ArqRedis, keys: Keys, stream_id: str, attempt: int) -> None:
+    await queue.enqueue_job(
+        GENERATE_JOB, stream_id, attempt, _job_id=job_id(stream_id, attempt), _queue_name=keys.queue
+    )
