@@ -1,0 +1,22 @@
+import { mount } from 'svelte'
+import './app.css'
+import App from './App.svelte'
+import { httpApi } from './lib/api'
+import { ChatStore } from './lib/chat.svelte'
+
+const store = new ChatStore({
+  api: httpApi,
+  eventSource: (url) => new EventSource(url),
+  storage: window.localStorage,
+  window,
+})
+store.start()
+
+// Debug hook: the raw answer text, exactly as streamed (rendered Markdown differs from it). The browser
+// tests compare it with what the model sent; it holds nothing that localStorage does not.
+window.__chatrelay = { store, snapshot: () => store.snapshot() }
+
+const target = document.getElementById('app')
+if (!target) throw new Error('index.html has no #app element')
+
+export default mount(App, { target, props: { store } })
