@@ -1,0 +1,127 @@
+"""The fault suite's own stack: Redis with append-only persistence, two workers, two API processes, default
+lease timings. Scenarios kill and pause its processes, so it is never shared with the other tests."""
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from cli.processes import ProcessGroup, free_port
+from contract.keys import Keys
+from contract.redis_client import connect
+from tests.sse_client import TERMINAL, SseEvent, read_events
+
+
+@dataclass
+class FaultStack:
+    group: ProcessGroup
+    redis_port: int
+    redis_url: str
+    demo_url: str
+    apis: dict[str, str]
+    keys: Keys
+    workers: list[str] = field(default_factory=list)
+    _next_worker: int = 0
+
+    def start_worker(self) -> str:
+        self._next_worker += 1
+        name = f"fault-worker-{self._next_worker}"
+        self.group.start_worker(name)
+        self.workers.append(name)
+        return name
+
+    def worker_by_pid(self, pid: int) -> str | None:
+        for name in self.workers:
+            proc = self.group.procs.get(name)
+            if proc is not None and proc.pid == pid:
+                return name
+        return None
+
+    def kill_worker(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.group.procs[name]
+        os.kill(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            proc.wait()
+            self.group.procs.pop(name)
+            self.workers.remove(name)
+
+    def restart_redis(self) -> float:
+        """SIGTERM Redis (it writes its append-only file), start it again on the same port and data folder."""
+        self.group.stop(f"redis-{self.redis_port}")
+        started = time.monotonic()
+        self.group.start_redis(self.redis_port, appendonly=True)
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def fault_stack() -> Iterator[FaultStack]:
+    group = ProcessGroup()
+    try:
+        redis_port = free_port()
+        redis_url = group.start_redis(redis_port, appendonly=True)
+        demo_url = group.start_demo(free_port(), delay_ms=10, ttft_ms=0)
+        prefix = "fault-" + secrets.token_hex(4)
+        group.env.update(
+            REDIS_URL=redis_url,
+            CHATRELAY_KEY_PREFIX=prefix,
+            OPENAI_BASE_URL=demo_url,
+            OPENAI_API_KEY="sk-fault-" + secrets.token_hex(8),
+            OPENAI_MODEL="chatrelay-demo",
+            CHATRELAY_MAX_CONCURRENT_JOBS="25",
+        )
+        stack = FaultStack(group, redis_port, redis_url, demo_url.removesuffix("/v1"), {}, Keys(prefix))
+        stack.start_worker()
+        stack.start_worker()
+        stack.apis["a"] = group.start_api(free_port(), "fault-api-a")
+        stack.apis["b"] = group.start_api(free_port(), "fault-api-b")
+        yield stack
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture
+async def fault_redis(fault_stack: FaultStack) -> AsyncIterator[Redis]:
+    r = connect(fault_stack.redis_url)
+    yield r
+    await r.aclose()
+
+
+async def demo_records(stack: FaultStack, stream_id: str) -> list[dict[str, object]]:
+    async with httpx.AsyncClient(base_url=stack.demo_url) as demo:
+        return [r for r in (await demo.get("/_demo/requests")).json() if r["stream_id"] == stream_id]
+
+
+async def read_to_end(client: httpx.AsyncClient, stream_id: str, deadline_s: float = 60) -> list[SseEvent]:
+    """Read a stream to its terminal event, resuming after every dropped connection (a client's behaviour)."""
+    events: list[SseEvent] = []
+    last: str | None = None
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            status, got, _ = await read_events(client, f"/api/streams/{stream_id}/events", last_event_id=last)
+        except httpx.HTTPError:
+            await asyncio.sleep(0.2)
+            continue
+        if status in (204,):
+            return events
+        if status != 200:
+            await asyncio.sleep(0.2)
+            continue
+        events += got
+        if got:
+            last = got[-1].id
+        if events and events[-1].event in TERMINAL:
+            return events
+    raise AssertionError(f"stream {stream_id} did not end within {deadline_s} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
