@@ -1,5 +1,6 @@
 """A small spec-following SSE reader for the tests, and the answer assembly rule clients use."""
 
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +78,11 @@ async def read_events(
     last_event_id: str | None = None,
     offset: str | None = None,
     stop_after: int | None = None,
+    keep_on_drop: bool = False,
 ) -> tuple[int, list[SseEvent], list[str]]:
     """Read a stream's SSE response: (status, events, comments). `stop_after` drops the connection after that
-    many events, like a reload or a network cut would."""
+    many events, like a reload or a network cut would. `keep_on_drop` returns what was read when the server
+    goes away mid-response, as a browser keeps what it rendered."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
     params = {"offset": offset} if offset is not None else {}
     events: list[SseEvent] = []
@@ -88,11 +91,38 @@ async def read_events(
         if response.status_code != 200:
             await response.aread()
             return response.status_code, events, comments
-        async for item in iter_sse(response):
-            if isinstance(item, str):
-                comments.append(item)
-                continue
-            events.append(item)
-            if stop_after is not None and len(events) >= stop_after:
-                break
+        try:
+            async for item in iter_sse(response):
+                if isinstance(item, str):
+                    comments.append(item)
+                    continue
+                events.append(item)
+                if stop_after is not None and len(events) >= stop_after:
+                    break
+        except httpx.TransportError:
+            if not keep_on_drop:
+                raise
     return 200, events, comments
+
+
+async def read_with_disconnects(
+    client: httpx.AsyncClient, url: str, cuts: int, rng: random.Random, clients: list[httpx.AsyncClient] | None = None
+) -> tuple[list[SseEvent], int]:
+    """Read to the end, dropping the connection after a random number of events `cuts` times and resuming with
+    `Last-Event-ID` (alternating between `clients` when given). Returns every event seen, and the reconnects."""
+    seen: list[SseEvent] = []
+    last_id: str | None = None
+    reconnects = 0
+    pool = clients or [client]
+    while True:
+        stop_after = rng.randint(1, 12) if reconnects < cuts else None
+        status, events, _ = await read_events(
+            pool[reconnects % len(pool)], url, last_event_id=last_id, stop_after=stop_after
+        )
+        assert status == 200
+        seen += events
+        if events:
+            last_id = events[-1].id
+        if seen and seen[-1].event in TERMINAL:
+            return seen, reconnects
+        reconnects += 1

@@ -8,30 +8,7 @@ import pytest
 
 from demo_upstream.script import TRICKY
 from tests.conftest import Stack, create_stream, upstream_record
-from tests.sse_client import TERMINAL, SseEvent, assemble, read_events
-
-
-async def read_with_disconnects(
-    client: httpx.AsyncClient, url: str, cuts: int, rng: random.Random, clients: list[httpx.AsyncClient] | None = None
-) -> tuple[list[SseEvent], int]:
-    """Read to the end, dropping the connection after a random number of events `cuts` times and resuming with
-    `Last-Event-ID` (alternating between `clients` when given). Returns every event seen, and the reconnects."""
-    seen: list[SseEvent] = []
-    last_id: str | None = None
-    reconnects = 0
-    pool = clients or [client]
-    while True:
-        stop_after = rng.randint(1, 12) if reconnects < cuts else None
-        status, events, _ = await read_events(
-            pool[reconnects % len(pool)], url, last_event_id=last_id, stop_after=stop_after
-        )
-        assert status == 200
-        seen += events
-        if events:
-            last_id = events[-1].id
-        if seen and seen[-1].event in TERMINAL:
-            return seen, reconnects
-        reconnects += 1
+from tests.sse_client import assemble, read_events, read_with_disconnects
 
 
 async def test_stream_500_tokens_read_in_one_go_matches_upstream(client: httpx.AsyncClient, stack: Stack) -> None:

@@ -1,0 +1,121 @@
+"""Fault scenarios 1 and 5: readers that disconnect at random, and an API process that dies mid-answer."""
+
+import asyncio
+import random
+import signal
+import time
+
+import httpx
+
+from cli.processes import free_port
+from tests.faults.conftest import FaultStack, demo_records, read_to_end
+from tests.sse_client import SseEvent, assemble, read_events, read_with_disconnects
+
+
+def _byte_errors(events: list[SseEvent], sent: str) -> tuple[int, int]:
+    """(duplicated bytes, lost bytes) of a read against what the upstream sent."""
+    seen: set[str | None] = set()
+    duplicated = 0
+    for event in events:
+        if event.id in seen and event.event == "delta":
+            duplicated += len(event.json["text"].encode())
+        seen.add(event.id)
+    unique = [e for i, e in enumerate(events) if e.id not in {x.id for x in events[:i]}]
+    lost = max(0, len(sent.encode()) - len(assemble(unique).encode()))
+    return duplicated, lost
+
+
+async def test_200_streams_with_random_disconnects_across_two_api_processes(fault_stack: FaultStack) -> None:
+    stack = fault_stack
+    async with (
+        httpx.AsyncClient(base_url=stack.apis["a"], timeout=60) as a,
+        httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b,
+    ):
+        ids: list[str] = []
+        for i in range(200):
+            created = await (a if i % 2 else b).post(
+                "/api/streams",
+                json={
+                    "messages": [{"role": "user", "content": "x"}],
+                    "model": f"chatrelay-demo?tokens=80&delay_ms=6&seed={i}&tricky=1",
+                },
+            )
+            ids.append(created.json()["id"])
+        results = await asyncio.gather(
+            *(
+                read_with_disconnects(
+                    a, f"/api/streams/{sid}/events", random.Random(i).randint(1, 6), random.Random(i), [a, b]
+                )
+                for i, sid in enumerate(ids)
+            )
+        )
+    exact = duplicated = lost = reconnects = 0
+    for sid, (events, cuts) in zip(ids, results, strict=True):
+        sent = str((await demo_records(stack, sid))[-1]["sent_text"])
+        exact += assemble(events) == sent
+        dup, gone = _byte_errors(events, sent)
+        duplicated, lost, reconnects = duplicated + dup, lost + gone, reconnects + cuts
+    print(
+        f"\n[fault 1] 200 streams, {reconnects} random disconnects across 2 API processes: exact "
+        f"{exact / 2:.1f}%, duplicated bytes {duplicated}, lost bytes {lost}"
+    )
+    assert exact == 200
+    assert duplicated == 0
+    assert lost == 0
+
+
+async def test_kill_one_api_process_while_it_serves_100_streams(fault_stack: FaultStack) -> None:
+    stack = fault_stack
+    async with (
+        httpx.AsyncClient(base_url=stack.apis["a"], timeout=60) as a,
+        httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b,
+    ):
+        ids = []
+        for i in range(100):
+            created = await b.post(
+                "/api/streams",
+                json={
+                    "messages": [{"role": "user", "content": "x"}],
+                    "model": f"chatrelay-demo?tokens=250&delay_ms=10&seed={i}",
+                },
+            )
+            ids.append(created.json()["id"])
+
+        async def reader(sid: str) -> tuple[list[SseEvent], bool]:
+            # Read from the doomed process until it dies, then resume on the survivor from the last id.
+            _, events, _ = await read_events(a, f"/api/streams/{sid}/events", keep_on_drop=True)
+            if events and events[-1].event in ("done", "error", "cancelled"):
+                return events, False
+            _, rest, _ = await read_events(
+                b, f"/api/streams/{sid}/events", last_event_id=events[-1].id if events else None
+            )
+            return events + rest, True
+
+        readers = [asyncio.create_task(reader(sid)) for sid in ids]
+        await asyncio.sleep(1.0)
+        stack.group.procs["fault-api-a"].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        results = await asyncio.gather(*readers)
+        recovered_in = time.monotonic() - killed_at
+    resumed = sum(1 for _, moved in results if moved)
+    exact = 0
+    for sid, (events, _) in zip(ids, results, strict=True):
+        exact += assemble(events) == (await demo_records(stack, sid))[-1]["sent_text"]
+    stack.group.stop("fault-api-a")
+    stack.apis["a"] = stack.group.start_api(free_port(), "fault-api-a")
+    print(
+        f"\n[fault 5] API process killed while serving 100 streams: resumed on the other {resumed}/100, "
+        f"exact {exact}/100, all done {recovered_in:.2f} s after the kill"
+    )
+    assert resumed == 100
+    assert exact == 100
+
+
+async def test_read_to_end_helper_follows_a_stream(fault_stack: FaultStack) -> None:
+    async with httpx.AsyncClient(base_url=fault_stack.apis["b"], timeout=30) as b:
+        created = await b.post(
+            "/api/streams",
+            json={"messages": [{"role": "user", "content": "x"}], "model": "chatrelay-demo?tokens=20&delay_ms=1"},
+        )
+        events = await read_to_end(b, created.json()["id"])
+    assert events[-1].event == "done"
