@@ -234,7 +234,8 @@ export class ChatStore {
     if (!conversation || !answer || answer.role !== 'assistant' || answer.status !== 'error') return
     if (this.busy && this.answer?.id !== messageId) return
     this.#closeStream(answer.id)
-    answer.attemptAt = this.#now()
+    // Strictly later than the failed attempt: merging copies picks the newer attempt by this.
+    answer.attemptAt = Math.max(this.#now(), (answer.attemptAt ?? 0) + 1)
     answer.status = 'streaming'
     answer.content = ''
     answer.streamId = undefined

@@ -45,7 +45,9 @@ export function compareEventIds(a: string | undefined, b: string | undefined): n
 }
 
 function field(data: unknown, name: string): unknown {
-  return typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[name] : undefined
+  return typeof data === 'object' && data !== null
+    ? (data as Record<string, unknown>)[name]
+    : undefined
 }
 
 /**

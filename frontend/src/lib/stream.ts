@@ -63,7 +63,12 @@ export class AnswerStream {
   #timer: ReturnType<typeof setTimeout> | undefined
 
   /** `resumed`: this page already read part of the answer before (a reload, another tab). */
-  constructor(streamId: string, deps: AnswerStreamDeps, on: AnswerStreamHandlers, resumed: boolean) {
+  constructor(
+    streamId: string,
+    deps: AnswerStreamDeps,
+    on: AnswerStreamHandlers,
+    resumed: boolean,
+  ) {
     this.streamId = streamId
     this.#deps = deps
     this.#on = on
