@@ -24,6 +24,7 @@ from contract.settings import get_settings
 from contract.store import StreamStore
 from worker.control import CancelListener
 from worker.generation import WorkerDeps, generate
+from worker.resilient import install as install_resilient_worker
 from worker.upstream import Scrubber, UpstreamSettings, make_client
 
 log = logging.getLogger("chatrelay.worker")
@@ -78,12 +79,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await deps.store.redis.aclose()
 
 
+install_resilient_worker()
 _settings = get_settings()
 _redis_settings = RedisSettings.from_dsn(_settings.redis_url)
 # arq exits when Redis goes away (arq#435); retrying with backoff for about half a minute rides out a Redis
-# restart instead. Past that the process exits and its supervisor (compose, systemd) restarts it.
+# restart instead. Past that the process exits and its supervisor (compose, systemd) restarts it. OSError is
+# listed because redis-py retries a refused connect (Redis not listening yet) only when told to: without it the
+# first poll during a restart raises ConnectionRefusedError straight out of arq's main loop.
 _redis_settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=20)
-_redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+_redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
 
 
 class WorkerSettings:

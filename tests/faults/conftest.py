@@ -52,12 +52,13 @@ class FaultStack:
             self.group.procs.pop(name)
             self.workers.remove(name)
 
-    def restart_redis(self) -> float:
-        """SIGTERM Redis (it writes its append-only file), start it again on the same port and data folder."""
+    def stop_redis(self) -> None:
+        """SIGTERM Redis: it writes its append-only file and exits."""
         self.group.stop(f"redis-{self.redis_port}")
-        started = time.monotonic()
+
+    def start_redis(self) -> None:
+        """Start Redis again on the same port and data folder (it loads the append-only file)."""
         self.group.start_redis(self.redis_port, appendonly=True)
-        return time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
