@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiError } from './api'
 import { ChatStore, ORPHAN_AFTER_MS, SAVE_DELAY_MS } from './chat.svelte'
 import { readAll, storageKey } from './persist'
+import { STALL_MS } from './stream'
 import { fakeApi, fakeSources, SharedStorage, type Sources } from './test-fakes'
 import type { ChatMessage } from './types'
 
@@ -231,6 +232,44 @@ describe('resuming', () => {
     expect(store.connection).toBe('reconnecting')
     sources.last().open()
     expect(store.connection).toBe('resumed')
+  })
+
+  it('drops the connection when the browser goes offline and resumes from the offset when back', async () => {
+    const { store, sources, window } = track(tab(new SharedStorage()))
+    store.send('q')
+    await settle()
+    const first = sources.last()
+    first.open()
+    first.emit('delta', { text: 'a' }, '1-1')
+    window.dispatchEvent(new Event('offline'))
+    expect(first.closed).toBe(true)
+    expect(store.connection).toBe('reconnecting')
+    await settle()
+    window.dispatchEvent(new Event('online'))
+    await settle()
+    const second = sources.last()
+    expect(second).not.toBe(first)
+    expect(second.url).toBe('/api/streams/stream1/events?offset=1-1')
+    second.open()
+    expect(store.connection).toBe('resumed')
+    second.emit('delta', { text: 'b' }, '1-2')
+    second.emit('done', {}, '1-3')
+    expect(lastAnswer(store).content).toBe('ab')
+  })
+
+  it('reconnects a connection that has been silent for too long', async () => {
+    vi.useFakeTimers()
+    const { store, sources } = track(tab(new SharedStorage()))
+    store.send('q')
+    await settle()
+    sources.last().open()
+    sources.last().emit('delta', { text: 'a' }, '1-1')
+    await vi.advanceTimersByTimeAsync(STALL_MS - 1)
+    expect(sources.all).toHaveLength(1)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(sources.all).toHaveLength(2)
+    expect(sources.all[0]?.closed).toBe(true)
+    expect(sources.last().url).toBe('/api/streams/stream1/events?offset=1-1')
   })
 
   it('marks an answer whose request was lost in a reload as failed, with a retry', async () => {

@@ -120,6 +120,9 @@ export class ChatStore {
       this.#listen(win.document, 'visibilitychange', () => {
         if (win.document.visibilityState === 'hidden') this.flush()
       })
+      // Offline, a connection is dead or half-open (offline emulation even leaves it delivering):
+      // drop it at once and resume from the last event when the network is back.
+      this.#listen(win, 'offline', () => this.#streams.forEach((s) => s.disconnect()))
       this.#listen(win, 'online', () => this.#streams.forEach((s) => s.retryNow()))
       this.#listen(win, 'hashchange', () => {
         const id = decodeURIComponent(win.location.hash.slice(1))

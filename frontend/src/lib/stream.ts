@@ -8,6 +8,11 @@
  * the EventSource on a terminal event, which the server follows by closing the response: left open,
  * EventSource would reconnect.
  *
+ * A connection can also die without telling: after a network change the socket may hang half-open, and the
+ * server's heartbeats are SSE comments that EventSource never surfaces. So the class also reconnects when
+ * the browser reports going offline (`disconnect()`, then `retryNow()` when back online) and when nothing
+ * has arrived for `STALL_MS`. Reconnecting is always safe: it resumes from the last applied event.
+ *
  * The resume state (text and last event id) is not kept here but read from the store through `offset()`,
  * so a reconnect always starts after the last event the page has applied.
  */
@@ -30,6 +35,8 @@ const CLOSED = 2
 
 const MAX_DELAY_MS = 10_000
 const MAX_RESTARTS = 3
+/** Longer than the server's 15 s heartbeat interval, with room for a slow first token. */
+export const STALL_MS = 45_000
 
 export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'resumed'
 
@@ -61,6 +68,7 @@ export class AnswerStream {
   #failures = 0
   #restarts = 0
   #timer: ReturnType<typeof setTimeout> | undefined
+  #watchdog: ReturnType<typeof setTimeout> | undefined
 
   /** `resumed`: this page already read part of the answer before (a reload, another tab). */
   constructor(
@@ -85,8 +93,10 @@ export class AnswerStream {
     const source = this.#deps.eventSource(this.#deps.api.eventsUrl(this.streamId, offset))
     this.#source = source
     if (!this.#dropped) this.#on.state('connecting')
+    this.#arm()
     source.addEventListener('open', () => {
       if (source !== this.#source) return
+      this.#arm()
       this.#failures = 0
       const resumed = this.#resumed || this.#dropped || offset !== undefined
       this.#on.state(resumed ? 'resumed' : 'live')
@@ -107,8 +117,20 @@ export class AnswerStream {
   close(): void {
     this.#closed = true
     clearTimeout(this.#timer)
+    clearTimeout(this.#watchdog)
     this.#source?.close()
     this.#source = null
+  }
+
+  /** The connection is gone or cannot be trusted (offline, stalled): drop it and read on from the offset. */
+  disconnect(): void {
+    if (this.#closed || !this.#source) return
+    this.#source.close()
+    this.#source = null
+    clearTimeout(this.#watchdog)
+    this.#dropped = true
+    this.#on.state('reconnecting')
+    void this.#recover()
   }
 
   /** The network is back: if waiting to try again, try now. */
@@ -130,6 +152,7 @@ export class AnswerStream {
       data = {}
     }
     this.#failures = 0
+    this.#arm()
     this.#on.event(type, data, message.lastEventId || undefined)
     if (isTerminalType(type)) this.close()
   }
@@ -190,6 +213,11 @@ export class AnswerStream {
       this.#timer = undefined
       void this.#recover()
     }, delay)
+  }
+
+  #arm(): void {
+    clearTimeout(this.#watchdog)
+    this.#watchdog = setTimeout(() => this.disconnect(), STALL_MS)
   }
 
   #fail(code: string, message: string): void {
