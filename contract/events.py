@@ -58,7 +58,12 @@ class ErrorEvent(BaseModel):
 class CancelledEvent(BaseModel):
     type: Literal[EventType.CANCELLED] = EventType.CANCELLED
     chars: int = Field(description="Length of the kept partial answer, in characters (code points).")
-    usage: Usage | None = None
+    usage: Usage | None = Field(default=None, description="Usage as the upstream reported it, if it did.")
+    upstream_chunks: int = Field(
+        default=0,
+        description="Content chunks received before the upstream request was closed: about the completion tokens "
+        "so far, since an upstream reports exact usage only when an answer ends.",
+    )
 
 
 class ResetEvent(BaseModel):

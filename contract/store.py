@@ -52,7 +52,7 @@ if is_terminal(m[1]) then return 'terminal' end
 if m[2] ~= ARGV[2] then return 'superseded' end
 if m[1] ~= 'queued' then return 'running' end
 if m[3] == '1' then
-  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[5], now)
+  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null,"upstream_chunks":0}', ARGV[5], now)
   return 'cancelled'
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[3], 'chars', 0, 'attempt_started_at', now)
@@ -90,7 +90,8 @@ if m[1] ~= 'running' then return {'skip', 0} end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'alive', 0} end
 local attempt = tonumber(m[2])
 if m[3] == '1' then
-  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":' .. (m[4] or '0') .. ',"usage":null}', ARGV[3], now)
+  local payload = '{"chars":' .. (m[4] or '0') .. ',"usage":null,"upstream_chunks":0}'
+  finish(ARGV[1], 'cancelled', 'cancelled', payload, ARGV[3], now)
   return {'cancelled', attempt}
 end
 if attempt >= tonumber(ARGV[2]) then
@@ -143,7 +144,7 @@ if not status then return 'missing' end
 if is_terminal(status) then return status end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'cancel_requested_at', now)
 if status == 'queued' then
-  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null}', ARGV[2], now)
+  finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null,"upstream_chunks":0}', ARGV[2], now)
   return 'cancelled'
 end
 redis.call('PUBLISH', ARGV[3], ARGV[1])
@@ -338,5 +339,7 @@ class StreamStore:
                         return
 
 
-def cancelled_event(chars: int, usage: dict[str, int] | None) -> tuple[bytes, bytes]:
-    return encode_event(CancelledEvent.model_validate({"chars": chars, "usage": usage}))
+def cancelled_event(chars: int, usage: dict[str, int] | None, upstream_chunks: int = 0) -> tuple[bytes, bytes]:
+    return encode_event(
+        CancelledEvent.model_validate({"chars": chars, "usage": usage, "upstream_chunks": upstream_chunks})
+    )

@@ -27,6 +27,9 @@ async def test_cancel_while_running_closes_upstream_and_keeps_partial_text(
     assert record["finished"] is False
     partial = assemble(first + rest)
     assert rest[-1].json["chars"] == len(partial)
+    # The demo sends one token per chunk: what it sent before it saw the disconnect, minus at most the chunks
+    # in flight when the worker closed the request.
+    assert 10 <= rest[-1].json["upstream_chunks"] <= 2000
     assert record["sent_text"].startswith(partial)
     assert len(partial) < len(record["sent_text"]) + 1
     status = (await client.get(f"/api/streams/{stream_id}")).json()
@@ -47,7 +50,7 @@ async def test_cancel_while_queued_never_calls_upstream(stack: Stack) -> None:
             assert response.json()["status"] == "cancelled"
             _, events, _ = await read_events(lonely, f"/api/streams/{stream_id}/events")
             assert [e.event for e in events] == ["cancelled"]
-            assert events[0].json == {"chars": 0, "usage": None}
+            assert events[0].json == {"chars": 0, "usage": None, "upstream_chunks": 0}
             assert (await lonely.get(f"/api/streams/{stream_id}")).json()["status"] == "cancelled"
     finally:
         stack.group.stop("api-no-worker")

@@ -46,6 +46,7 @@ class _Answer:
     def __init__(self) -> None:
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
+        self.content_chunks = 0
 
 
 async def _consume(
@@ -66,6 +67,7 @@ async def _consume(
             # Some compatible servers send `choices: null` on the usage chunk.
             for choice in chunk.choices or []:
                 if choice.delta is not None and choice.delta.content:
+                    answer.content_chunks += 1
                     writer.add(choice.delta.content)
                 if choice.finish_reason:
                     answer.finish_reason = choice.finish_reason
@@ -147,7 +149,7 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
         return {"outcome": "fenced"}
     if cancel_requested.is_set() or writer.stopped == AppendResult.CANCEL:
         chars = writer.written_chars
-        event = cancelled_event(chars, answer.usage)
+        event = cancelled_event(chars, answer.usage, answer.content_chunks)
         await store.finish(stream_id, attempt, StreamStatus.CANCELLED, event, {"chars": chars})
         log.info("stream %s cancelled after %d chars", stream_id, chars)
         return {"outcome": "cancelled", "chars": chars}
