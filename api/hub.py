@@ -53,9 +53,11 @@ class Subscription:
 
 
 class StreamHub:
-    def __init__(self, redis: "Redis", keys: Keys, queue_size: int = 2000) -> None:
+    def __init__(self, redis: "Redis", keys: Keys, queue_size: int = 2000, outage_grace_seconds: float = 15.0) -> None:
         self.redis = redis
         self.queue_size = queue_size
+        self.outage_grace_seconds = outage_grace_seconds
+        self._failing_since: float | None = None
         self._wake_key = keys.hub_wake(secrets.token_hex(8)).encode()
         self._wake_cursor = b"0-0"
         self._subs: dict[bytes, set[Subscription]] = {}
@@ -67,6 +69,12 @@ class StreamHub:
     @property
     def followed(self) -> int:
         return len(self._subs)
+
+    def outage_exceeded(self) -> bool:
+        """Redis has failed every read for longer than the grace period: followers should end their response
+        (with a retryable error) rather than hold the connection open indefinitely."""
+        since = self._failing_since
+        return since is not None and asyncio.get_running_loop().time() - since > self.outage_grace_seconds
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="stream-hub")
@@ -123,8 +131,11 @@ class StreamHub:
             try:
                 reply = await self.redis.xread(streams, count=_COUNT, block=_BLOCK_MS)  # type: ignore[arg-type]
                 backoff = 0.05
+                self._failing_since = None
             except RedisError as exc:
                 self.errors += 1
+                if self._failing_since is None:
+                    self._failing_since = asyncio.get_running_loop().time()
                 log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

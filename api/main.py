@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = connect(settings.redis_url)
         queue = job_queue(redis, keys)
         store = StreamStore(redis, keys, settings.stream_ttl_seconds)
-        hub = StreamHub(redis, keys)
+        hub = StreamHub(redis, keys, outage_grace_seconds=settings.redis_outage_grace_seconds)
         await hub.start()
 
         async def retry(stream_id: str, attempt: int) -> None:

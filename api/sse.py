@@ -12,6 +12,12 @@ from api.hub import StreamHub, entry_key
 from contract.store import RawEntry, StreamStore, is_terminal_entry
 
 HEARTBEAT = b": keep-alive\n\n"
+# Not a stored event, so no `id:`: the client's Last-Event-ID stays on the last real event and a later resume
+# continues without a gap. `retryable` tells it the stream itself has not ended.
+REDIS_UNAVAILABLE = (
+    b'event: error\ndata: {"code":"redis_unavailable","message":"the event store is unreachable; resume from the '
+    b'last event id later","retryable":true}\n\n'
+)
 
 
 def frame(entry: RawEntry) -> bytes:
@@ -65,6 +71,9 @@ async def relay(
             try:
                 entry = await asyncio.wait_for(sub.queue.get(), heartbeat_seconds)
             except TimeoutError:
+                if hub.outage_exceeded():
+                    yield REDIS_UNAVAILABLE
+                    return
                 yield HEARTBEAT
                 continue
             entry_id = entry_key(entry[0])

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # SSE relay.
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=1000, ge=0)
+    # An SSE response keeps its client waiting through a Redis outage this long (the hub retries with backoff),
+    # then ends with a retryable `error` event; the client resumes from its last event id later.
+    redis_outage_grace_seconds: float = Field(default=15.0, gt=0)
 
     # Worker.
     queue_poll_seconds: float = Field(default=0.02, gt=0)

@@ -76,6 +76,9 @@ def fault_stack() -> Iterator[FaultStack]:
             OPENAI_API_KEY="sk-fault-" + secrets.token_hex(8),
             OPENAI_MODEL="chatrelay-demo",
             CHATRELAY_MAX_CONCURRENT_JOBS="25",
+            # An SSE response ends (retryably) after 1 s of Redis outage, noticed at the next 0.5 s heartbeat.
+            CHATRELAY_REDIS_OUTAGE_GRACE_SECONDS="1",
+            CHATRELAY_HEARTBEAT_SECONDS="0.5",
         )
         stack = FaultStack(group, redis_port, redis_url, demo_url.removesuffix("/v1"), {}, Keys(prefix))
         stack.start_worker()
@@ -99,10 +102,13 @@ async def demo_records(stack: FaultStack, stream_id: str) -> list[dict[str, obje
         return [r for r in (await demo.get("/_demo/requests")).json() if r["stream_id"] == stream_id]
 
 
-async def read_to_end(client: httpx.AsyncClient, stream_id: str, deadline_s: float = 60) -> list[SseEvent]:
-    """Read a stream to its terminal event, resuming after every dropped connection (a client's behaviour)."""
+async def read_to_end(
+    client: httpx.AsyncClient, stream_id: str, deadline_s: float = 60, after: str | None = None
+) -> list[SseEvent]:
+    """Read a stream (from the start, or after event id `after`) to its terminal event, resuming after every
+    dropped connection (a client's behaviour)."""
     events: list[SseEvent] = []
-    last: str | None = None
+    last = after
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
@@ -115,6 +121,8 @@ async def read_to_end(client: httpx.AsyncClient, stream_id: str, deadline_s: flo
         if status != 200:
             await asyncio.sleep(0.2)
             continue
+        # A retryable `error` (the API lost Redis) is not the stream's end: resume from the last real event.
+        got = [e for e in got if not (e.event == "error" and e.json.get("retryable"))]
         events += got
         if got:
             last = got[-1].id

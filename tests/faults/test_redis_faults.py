@@ -8,9 +8,9 @@ import time
 import httpx
 
 from tests.faults.conftest import FaultStack, demo_records, read_to_end
-from tests.sse_client import assemble
+from tests.sse_client import assemble, read_events
 
-DOWN_S = 3.0
+DOWN_S = 5.0
 CHAT = {"messages": [{"role": "user", "content": "x"}]}
 
 
@@ -22,6 +22,8 @@ async def test_redis_restart_mid_answer(fault_stack: FaultStack) -> None:
             created = await b.post("/api/streams", json={**CHAT, "model": f"chatrelay-demo?tokens=300&seed={i}"})
             ids.append(created.json()["id"])
         readers = [asyncio.create_task(read_to_end(b, sid, deadline_s=90)) for sid in ids]
+        # One more reader of the first stream that does not resume on its own: what a client sees.
+        held = asyncio.create_task(read_events(b, f"/api/streams/{ids[0]}/events"))
         await asyncio.sleep(1.0)
 
         stack.stop_redis()
@@ -44,6 +46,16 @@ async def test_redis_restart_mid_answer(fault_stack: FaultStack) -> None:
         recovered_in = time.monotonic() - back_at
         results = await asyncio.gather(*readers)
         ended_at = time.monotonic()
+        _, held_events, _ = await held
+        held_rest = await read_to_end(b, ids[0], deadline_s=30, after=held_events[-1].id)
+
+    # The held response ended with a retryable error that carries no id of its own; resuming from the last
+    # real event gives the rest, exact.
+    assert held_events[-1].event == "error"
+    assert held_events[-1].json["code"] == "redis_unavailable"
+    assert held_events[-1].json["retryable"] is True
+    assert held_events[-1].id == held_events[-2].id
+    assert assemble(held_events[:-1] + held_rest) == (await demo_records(stack, ids[0]))[-1]["sent_text"]
 
     exact = errors = 0
     for sid, events in zip(ids, results, strict=True):
