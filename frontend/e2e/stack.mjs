@@ -29,6 +29,22 @@ function python() {
   return existsSync(venv) ? venv : 'python3'
 }
 
+/** The caller's environment minus anything that would point the stack at a real model or a shared Redis. */
+function stackEnv() {
+  /** @type {NodeJS.ProcessEnv} */
+  const env = { ...process.env, PYTHONUNBUFFERED: '1' }
+  for (const name of [
+    'REDIS_URL',
+    'OPENAI_API_KEY',
+    'OPENAI_BASE_URL',
+    'OPENAI_MODEL',
+    'AZURE_OPENAI_ENDPOINT',
+  ]) {
+    delete env[name]
+  }
+  return env
+}
+
 /**
  * @typedef {{ url: string, demoUrl: string, output: () => string, stop: () => Promise<void> }} Stack
  * @param {{ model: string, timeoutMs?: number }} options
@@ -43,7 +59,7 @@ export async function startStack({ model, timeoutMs = 60_000 }) {
     cwd: REPO,
     detached: true, // its own process group, so stop() reaches Redis, the worker and the API too
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    env: stackEnv(),
   })
   let log = ''
   /** @type {Promise<number | null>} */
