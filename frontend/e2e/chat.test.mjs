@@ -305,7 +305,8 @@ describe('chatrelay in Chromium', { timeout: 150_000 }, () => {
   })
 
   test('a second tab opened mid-answer shows the same final text', async () => {
-    const context = await browser.newContext()
+    // In dark mode, to cover the other theme (the screenshot shows it).
+    const context = await browser.newContext({ colorScheme: 'dark' })
     try {
       const first = await openPage(context)
       const text = message(90)
@@ -330,6 +331,10 @@ describe('chatrelay in Chromium', { timeout: 150_000 }, () => {
         [first.page, second.page].map((p) => p.getByTestId('message').last().innerText()),
       )
       assert.equal(rendered[0], rendered[1])
+      const background = await second.page.evaluate(
+        () => getComputedStyle(document.documentElement).backgroundColor,
+      )
+      assert.equal(background, 'rgb(17, 20, 24)', 'the dark theme follows the system')
       await screenshot(second.page, 'second-tab')
       assert.deepEqual([...first.problems, ...second.problems], [])
     } finally {
@@ -393,6 +398,11 @@ describe('chatrelay in Chromium', { timeout: 150_000 }, () => {
       const user = page.locator('[data-testid=message][data-role=user]').last()
       assert.equal(await user.textContent(), text, 'the question is shown as plain text')
       await screenshot(page, 'xss')
+      await page.setViewportSize({ width: 375, height: 740 })
+      await page.getByRole('navigation', { name: 'Conversations' }).waitFor({ state: 'hidden' })
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth)
+      assert.ok(overflow <= 0, `the page scrolls sideways at a phone's width by ${overflow} px`)
+      await screenshot(page, 'xss-phone')
       assert.deepEqual(problems, [])
     } finally {
       await context.close()
