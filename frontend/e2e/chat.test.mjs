@@ -385,6 +385,8 @@ describe('chatrelay in Chromium', { timeout: 150_000 }, () => {
       await send(page, text)
       const final = await waitForAnswer(page, { settled: true })
       assert.equal(final.content, text)
+      const [record] = await upstream(String(final.streamId))
+      assert.equal(record?.sent_text, final.content)
       await page.reload()
       await page.getByTestId('message').last().waitFor()
       await page
