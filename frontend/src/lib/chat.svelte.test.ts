@@ -257,6 +257,30 @@ describe('resuming', () => {
     expect(lastAnswer(store).content).toBe('ab')
   })
 
+  it('reads on from the offset after a retryable error (the server lost Redis for a while)', async () => {
+    const { store, api, sources } = track(tab(new SharedStorage()))
+    store.send('q')
+    await settle()
+    const first = sources.last()
+    first.open()
+    first.emit('delta', { text: 'a' }, '1-1')
+    // Not stored, so no id: EventSource reports the previous event's id with it.
+    const unavailable = { code: 'redis_unavailable', message: 'later', retryable: true }
+    first.emit('error', unavailable, '1-1')
+    expect(first.closed).toBe(true)
+    expect(store.connection).toBe('reconnecting')
+    expect(lastAnswer(store).status).toBe('streaming')
+    await settle()
+    expect(api.probeEvents).toHaveBeenCalledWith('stream1', '1-1')
+    const second = sources.last()
+    expect(second).not.toBe(first)
+    expect(second.url).toBe('/api/streams/stream1/events?offset=1-1')
+    second.open()
+    second.emit('delta', { text: 'b' }, '1-2')
+    second.emit('done', {}, '1-3')
+    expect(lastAnswer(store)).toMatchObject({ content: 'ab', status: 'done' })
+  })
+
   it('reconnects a connection that has been silent for too long', async () => {
     vi.useFakeTimers()
     const { store, sources } = track(tab(new SharedStorage()))

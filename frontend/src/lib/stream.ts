@@ -13,6 +13,10 @@
  * the browser reports going offline (`disconnect()`, then `retryNow()` when back online) and when nothing
  * has arrived for `STALL_MS`. Reconnecting is always safe: it resumes from the last applied event.
  *
+ * An `error` event with `"retryable": true` is not the answer failing: the server could not read the stream
+ * for a while (Redis unreachable) and ended the response. It is not stored and carries no `id:` (EventSource
+ * still reports the previous one), so it is not passed on: the class reconnects from the offset instead.
+ *
  * The resume state (text and last event id) is not kept here but read from the store through `offset()`,
  * so a reconnect always starts after the last event the page has applied.
  */
@@ -55,6 +59,14 @@ export interface AnswerStreamHandlers {
 export interface AnswerStreamDeps {
   api: Pick<Api, 'eventsUrl' | 'probeEvents'>
   eventSource: EventSourceFactory
+}
+
+function isRetryable(data: unknown): boolean {
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    (data as { retryable?: unknown }).retryable === true
+  )
 }
 
 export class AnswerStream {
@@ -150,6 +162,10 @@ export class AnswerStream {
       data = JSON.parse(message.data)
     } catch {
       data = {}
+    }
+    if (type === 'error' && isRetryable(data)) {
+      this.disconnect()
+      return
     }
     this.#failures = 0
     this.#arm()
