@@ -10,14 +10,17 @@ import asyncio
 import contextlib
 import logging
 from asyncio import FIRST_COMPLETED
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import openai
 import orjson
 from redis.exceptions import RedisError
 
 from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
+from contract.queue import job_id
 from contract.settings import Settings
 from contract.status import StreamStatus
 from contract.store import AppendResult, BeginResult, RenewResult, StreamStore, cancelled_event
@@ -53,30 +56,67 @@ async def _consume(
     deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: DeltaWriter, answer: _Answer
 ) -> None:
     options: dict[str, Any] = {k: request[k] for k in ("temperature", "max_tokens") if k in request}
-    stream = await deps.client.chat.completions.create(
+    # The SDK's raw streaming response, parsed here with orjson: building its typed chunk objects (and its
+    # stdlib JSON) cost about a third of the worker's CPU per token (issue 5). The SDK still does the rest:
+    # auth, Azure, retries before the stream starts, HTTP status errors.
+    # `async with` closes the HTTP response however we leave: the upstream sees the disconnect at once.
+    async with deps.client.chat.completions.with_streaming_response.create(
         model=model,
         messages=request["messages"],
         stream=True,
         stream_options={"include_usage": True},
         extra_headers={STREAM_ID_HEADER: stream_id},
         **options,
-    )
-    # `async with` closes the HTTP response however we leave: the upstream sees the disconnect at once.
-    async with stream:
-        async for chunk in stream:
-            # Some compatible servers send `choices: null` on the usage chunk.
-            for choice in chunk.choices or []:
-                if choice.delta is not None and choice.delta.content:
-                    answer.content_chunks += 1
-                    writer.add(choice.delta.content)
-                if choice.finish_reason:
-                    answer.finish_reason = choice.finish_reason
-            if chunk.usage is not None:
-                answer.usage = Usage.model_validate(chunk.usage.model_dump()).model_dump()
-            if writer.finished:
-                return
+    ) as response:
+        try:
+            async for line in _sse_lines(response.http_response.aiter_bytes()):
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments, `event:` lines
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    break
+                if _take_chunk(orjson.loads(payload), writer, answer, response.http_request):
+                    return
+        except httpx2.TimeoutException as exc:
+            raise openai.APITimeoutError(request=response.http_request) from exc
+        except httpx2.TransportError as exc:
+            raise openai.APIConnectionError(request=response.http_request) from exc
     if answer.finish_reason is None:
         raise openai.APIConnectionError(message="the stream ended without a finish reason", request=None)  # type: ignore[arg-type]
+
+
+async def _sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Lines of an SSE body, split on CR, LF and CRLF only (not `iter_lines`: `str.splitlines` also splits at
+    U+2028 and other characters that JSON carries unescaped)."""
+    rest = b""
+    async for chunk in chunks:
+        lines = (rest + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line
+    if rest:
+        yield rest
+
+
+def _take_chunk(chunk: Any, writer: DeltaWriter, answer: _Answer, request: httpx2.Request) -> bool:
+    """Hand one chat.completion.chunk to the writer; True when the writer has stopped (fenced, cancelled)."""
+    if not isinstance(chunk, dict):
+        return False
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        raise openai.APIError(message=str(message or "an error occurred during streaming"), request=request, body=error)
+    # Some compatible servers send `choices: null` on the usage chunk.
+    for choice in chunk.get("choices") or []:
+        content = (choice.get("delta") or {}).get("content")
+        if content:
+            answer.content_chunks += 1
+            writer.add(content)
+        if choice.get("finish_reason"):
+            answer.finish_reason = choice["finish_reason"]
+    if chunk.get("usage") is not None:
+        answer.usage = Usage.model_validate(chunk["usage"]).model_dump()
+    return writer.finished
 
 
 async def _keep_lease(deps: WorkerDeps, stream_id: str, attempt: int, cancel: asyncio.Event) -> RenewResult:
@@ -108,6 +148,11 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
         log.info("stream %s attempt %d not started: %s", stream_id, attempt, begun.value)
         return {"outcome": begun.value}
     log.info("stream %s attempt %d started on %s (model %s)", stream_id, attempt, deps.worker_id, model)
+    # arq keeps a running job in its queue until it ends and re-checks every queued id on every poll (WATCH,
+    # EXISTS, ZSCORE, UNWATCH: four round trips per running job every 20 ms, most of the worker's and Redis's
+    # CPU at 100 open chats; issue 5). Once begun, the lease decides this attempt's fate, never an arq re-run
+    # (the begin script refuses those), so the job leaves the queue now.
+    await store.redis.zrem(store.keys.queue, job_id(stream_id, attempt))
 
     cancel_requested = deps.cancels.register(stream_id)
     writer = DeltaWriter(store, stream_id, attempt, settings.coalesce_window_ms)
