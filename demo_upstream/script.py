@@ -59,6 +59,7 @@ class Script:
     stall_after: int = -1  # stop sending (keep the connection open) after this many tokens
     disconnect_after: int = -1  # drop the connection abruptly after this many tokens
     finish_reason: str = "stop"
+    stamp: bool = False  # record each token's emit time (the benchmark's side channel: `/_demo/requests`)
 
     def with_options(self, model: str) -> "Script":
         """The script with the model name's `?key=value&...` options applied."""

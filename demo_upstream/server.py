@@ -26,6 +26,8 @@ class RequestRecord:
     client_disconnected: bool = False
     disconnected_at: float | None = None
     started_at: float = field(default_factory=time.time)
+    # With the `stamp` switch: (characters sent so far, time.time()) as each token went out, for the benchmark.
+    emits: list[tuple[int, float]] = field(default_factory=list)
 
 
 class AbruptDisconnect(Exception):
@@ -54,8 +56,8 @@ def create_app(defaults: Script) -> FastAPI:
         return {"object": "list", "data": [{"id": "chatrelay-demo", "object": "model", "owned_by": "chatrelay"}]}
 
     @app.get("/_demo/requests")
-    async def list_requests() -> list[dict[str, Any]]:
-        return [asdict(r) for r in records]
+    async def list_requests(stream_id: str | None = None) -> list[dict[str, Any]]:
+        return [asdict(r) for r in records if stream_id is None or r.stream_id == stream_id]
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -101,6 +103,8 @@ async def _stream(
             if i and script.delay_ms:
                 await asyncio.sleep(script.delay_ms / 1000)
             record.sent_text += token
+            if script.stamp:
+                record.emits.append((len(record.sent_text), time.time()))
             yield _chunk(cid, model, created, [{"index": 0, "delta": {"content": token}, "finish_reason": None}])
         yield _chunk(cid, model, created, [{"index": 0, "delta": {}, "finish_reason": script.finish_reason}])
         if include_usage:
