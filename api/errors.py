@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -87,23 +87,23 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return ORJSONResponse(error_body(exc.code, exc.message), exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(exc.code, exc.message), exc.status_code, headers=exc.headers)
 
-    async def on_validation_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         fields = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return ORJSONResponse(error_body("invalid_request", message, fields=fields[:20]), 422)
+        return JSONResponse(error_body("invalid_request", message, fields=fields[:20]), 422)
 
-    async def on_http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ORJSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
-    async def on_redis_error(_request: Request, _exc: Exception) -> ORJSONResponse:
-        return ORJSONResponse(
+    async def on_redis_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse(
             error_body("unavailable", "the stream store (Redis) cannot be reached; retry shortly"),
             503,
             headers={"Retry-After": "2"},

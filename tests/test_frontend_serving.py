@@ -9,11 +9,6 @@ import pytest
 import api.main
 from contract.settings import Settings
 
-# In-process, FastAPI warns that api/errors.py's ORJSONResponse is deprecated (the stack tests run it in uvicorn).
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:ORJSONResponse is deprecated:fastapi.exceptions.FastAPIDeprecationWarning"
-)
-
 SHELL = '<!doctype html><html><body><div id="app"></div><script src="/assets/app.js"></script></body></html>'
 
 

@@ -1,7 +1,7 @@
 """Liveness and readiness probes."""
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api.deps import StateDep
@@ -17,10 +17,10 @@ async def get_health() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def get_readiness(state: StateDep) -> dict[str, str] | ORJSONResponse:
+async def get_readiness(state: StateDep) -> dict[str, str] | JSONResponse:
     """Redis answers: this process can take traffic."""
     try:
         await state.store.redis.ping()
     except RedisError as exc:
-        return ORJSONResponse(error_body("unavailable", f"Redis is not reachable ({type(exc).__name__})"), 503)
+        return JSONResponse(error_body("unavailable", f"Redis is not reachable ({type(exc).__name__})"), 503)
     return {"status": "ready"}
