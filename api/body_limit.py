@@ -2,10 +2,9 @@
 limit on, fastapi#16338). Bodies are read up to the limit and replayed to the app, so a client that lies
 in `Content-Length` or streams chunked bodies is caught as well."""
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import send_error
 
 
 class BodyLimitMiddleware:
@@ -14,15 +13,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(error_body("payload_too_large", f"the request body is larger than {self.max_bytes} bytes"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, "payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):

@@ -6,6 +6,8 @@ from typing import Annotated
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
 
+from api.admission import Admission
+from api.auth import Authenticator
 from api.hub import StreamHub
 from contract.settings import Settings
 from contract.store import StreamStore
@@ -17,6 +19,8 @@ class AppState:
     store: StreamStore
     queue: ArqRedis
     hub: StreamHub
+    auth: Authenticator
+    admission: Admission
 
 
 def get_state(request: Request) -> AppState:

@@ -3,9 +3,15 @@
     ApiError
     ├── NotFoundError            404 unknown stream (or not yours)
     ├── BadOffsetError           400 malformed Last-Event-ID / ?offset=
+    ├── UnauthorizedError        401 bad API key, or a key is required
+    ├── LinkExpiredError         401 a share link past its expiry
+    ├── ForbiddenOriginError     403 a browser request from an origin not allowed (CSRF)
     ├── OffsetGoneError          410 the stream holds no event with that id
     ├── PayloadTooLargeError     413 body over the size limit
+    ├── UnsupportedMediaError    415 a state-changing request without a JSON content type (CSRF)
     ├── InvalidRequestError      422 a field breaks a limit
+    ├── TooManyRequestsError     429 a per-owner limit (active streams, SSE connections), with Retry-After
+    ├── QueueFullError           503 the queue holds its maximum, with Retry-After
     └── UnavailableError         503 Redis cannot be reached
 
 Every error body is `{"error": {"code": ..., "message": ...}}` (plus `fields` for validation errors).
@@ -13,12 +19,14 @@ Every error body is `{"error": {"code": ..., "message": ...}}` (plus `fields` fo
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 
 class ApiError(Exception):
@@ -45,6 +53,57 @@ class BadOffsetError(ApiError):
 
     status_code = 400
     code = "bad_offset"
+
+
+class UnauthorizedError(ApiError):
+    """No valid credentials where they are required."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="chatrelay"'})
+
+
+class LinkExpiredError(ApiError):
+    """A share link whose signature is valid but whose time is up."""
+
+    status_code = 401
+    code = "link_expired"
+
+
+class ForbiddenOriginError(ApiError):
+    """A state-changing request from a browser page on another origin."""
+
+    status_code = 403
+    code = "forbidden_origin"
+
+
+class UnsupportedMediaError(ApiError):
+    """A state-changing request whose body is not declared as JSON."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class TooManyRequestsError(ApiError):
+    """A per-owner limit is reached."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class QueueFullError(ApiError):
+    """The queue of answers waiting for a worker is full."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
 
 
 class OffsetGoneError(ApiError):
@@ -114,3 +173,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RedisConnectionError, on_redis_error)
     app.add_exception_handler(RedisTimeoutError, on_redis_error)
+
+
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Answer with an error body from ASGI middleware, which runs outside FastAPI's exception handlers."""
+    body = orjson.dumps(error_body(code, message))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

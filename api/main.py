@@ -6,14 +6,21 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
+from api.admission import Admission
+from api.auth import Authenticator
 from api.body_limit import BodyLimitMiddleware
+from api.csrf import CsrfMiddleware
 from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
 from api.routes import health, streams
+from api.send_timeout import with_send_timeout
 from contract.keys import Keys
 from contract.queue import enqueue_generation, job_queue
 from contract.recovery import LeaseMonitor
@@ -26,9 +33,24 @@ log = logging.getLogger("chatrelay.api")
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
+class ChatrelayApp(FastAPI):
+    """FastAPI, entered through the server's own `send` for SSE responses so a reader that stops reading can
+    be cut off (`api.send_timeout`): every middleware below would hide the connection behind a wrapper."""
+
+    def __init__(self, *, send_timeout_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.send_timeout_seconds = send_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/events"):
+            send = with_send_timeout(send, self.send_timeout_seconds)
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     keys = Keys(settings.key_prefix)
+    auth = Authenticator(settings)  # here, not in the lifespan: a malformed key setting fails at startup
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # API processes watch leases too, so a stream whose last worker died still ends or gets retried.
         monitor = LeaseMonitor(store, retry, settings.lease_check_seconds, settings.max_attempts)
         monitor_task = asyncio.create_task(monitor.run(), name="lease-monitor")
-        app.state.chatrelay = AppState(settings, store, queue, hub)
+        admission = Admission(
+            redis,
+            keys,
+            max_active_per_owner=settings.max_active_streams_per_owner,
+            max_queue_depth=settings.max_queue_depth,
+            max_sse_per_owner=settings.max_sse_connections_per_owner,
+            sse_lifetime_seconds=settings.sse_max_lifetime_seconds,
+            ttl_seconds=settings.stream_ttl_seconds,
+        )
+        app.state.chatrelay = AppState(settings, store, queue, hub, auth, admission)
         if settings.demo_upstream:
             log.warning("DEMO MODE: answers come from the local demo model, not from OpenAI")
         try:
@@ -56,12 +87,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.stop()
             await redis.aclose()
 
-    app = FastAPI(
+    app = ChatrelayApp(
+        send_timeout_seconds=settings.sse_send_timeout_seconds,
         title="chatrelay",
         summary="Streams LLM chat answers that survive reloads, network drops and redeploys.",
         lifespan=lifespan,
     )
+    cors_origins = frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip())
+    # Added innermost first: CORS answers preflights, then CSRF checks, then the body limit reads the body.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CsrfMiddleware, allowed_origins=cors_origins)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(cors_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After"],
+        )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(streams.router)

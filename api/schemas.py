@@ -1,5 +1,6 @@
 """Request and response bodies of the HTTP API."""
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,3 +40,19 @@ class CancelAccepted(BaseModel):
 
 class StreamList(BaseModel):
     streams: list[StreamInfo]
+
+
+class ShareLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="How long the link works; the server's default and maximum apply."
+    )
+
+
+class ShareLink(BaseModel):
+    id: str
+    token: str = Field(description="Read-only access to this stream; pass it as `?token=`.")
+    expires_at: datetime
+    status_url: str
+    events_url: str

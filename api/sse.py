@@ -6,7 +6,11 @@ stream would make a reconnecting client skip real events (NVIDIA aiq#272).
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+
+import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from api.hub import StreamHub, entry_key
 from contract.store import RawEntry, StreamStore, is_terminal_entry
@@ -37,7 +41,7 @@ async def relay(
     initial: list[RawEntry],
     heartbeat_seconds: float,
     retry_ms: int,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Replay `initial` (already read after the client's offset), then the rest of the stream, then follow it
     live through the hub until a terminal event."""
     yield retry_frame(retry_ms)
@@ -101,3 +105,23 @@ async def relay(
                 return
     finally:
         hub.unsubscribe(sub)
+
+
+class SseResponse(StreamingResponse):
+    """A StreamingResponse that closes its generator as soon as the response ends, however it ends.
+
+    Starlette cancels the sending task when the client disconnects but leaves the generator to the garbage
+    collector; the relay's `finally` (giving back the hub subscription and the owner's connection slot) must
+    not wait for that.
+    """
+
+    media_type = "text/event-stream"
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()

@@ -6,6 +6,7 @@ exactly the same way.
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -81,6 +82,10 @@ class ProcessGroup:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chatrelay-")))
     inherit_output: bool = False
+
+    def __post_init__(self) -> None:
+        # Every API process of a group must sign sessions and share links with the same secret.
+        self.env.setdefault("CHATRELAY_SECRET_KEY", secrets.token_hex(32))
 
     def spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         env = {**self.env, **(extra_env or {})}

@@ -50,6 +50,16 @@ class Keys:
         """The arq queue (a sorted set of job ids) the worker takes generations from."""
         return f"{self.prefix}:queue"
 
+    def owner_active(self, owner: str) -> str:
+        """Sorted set of the stream ids an owner created that may still be queued or running (admission quota).
+        Finished ids are pruned lazily at the owner's next request."""
+        return f"{self.prefix}:owner:{owner}:active"
+
+    def owner_sse(self, owner: str) -> str:
+        """Sorted set of an owner's open SSE connections, scored by when each slot lapses on its own (the
+        connection's maximum lifetime), so a slot leaked by a crashed API process frees itself."""
+        return f"{self.prefix}:owner:{owner}:sse"
+
     def hub_wake(self, process_id: str) -> str:
         """A tiny stream an API process writes to itself to interrupt its shared blocking XREAD."""
         return f"{self.prefix}:hub:{process_id}:wake"

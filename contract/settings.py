@@ -6,7 +6,7 @@ so the API process never loads them.
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,28 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=100_000, ge=1)
     max_tokens_ceiling: int = Field(default=32_768, ge=1)
     list_limit_max: int = Field(default=200, ge=1)
+
+    # Who may read what (api.auth). Keys are `name:key` pairs, comma-separated; the name is the owner recorded
+    # on the streams a key creates. The secret signs session cookies and share links: every API replica needs
+    # the same one (a process without it makes its own and warns: cookies then fail on other replicas).
+    secret_key: SecretStr | None = None
+    api_keys: SecretStr = SecretStr("")
+    admin_api_keys: SecretStr = SecretStr("")
+    allow_anonymous: bool = True
+    # Origins other than the API's own that browsers may call it from (CORS, and the CSRF Origin check).
+    cors_origins: str = ""
+    share_link_ttl_seconds: int = Field(default=3600, ge=1)
+    share_link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+
+    # Admission (HTTP 429 / 503 with Retry-After) and SSE connection limits.
+    max_active_streams_per_owner: int = Field(default=20, ge=1)
+    max_queue_depth: int = Field(default=1000, ge=1)
+    max_sse_connections_per_owner: int = Field(default=50, ge=1)
+    # An SSE response ends after this long even mid-answer; the client resumes from its last event id, so a
+    # long-lived connection cannot pin an API process forever (and a leaked slot count frees itself).
+    sse_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
+    # A reader whose socket accepts nothing for this long is cut off and its buffers freed.
+    sse_send_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # SSE relay.
     heartbeat_seconds: float = Field(default=15.0, gt=0)

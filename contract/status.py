@@ -41,6 +41,7 @@ class StreamInfo(BaseModel):
     usage: Usage | None = None
     error: StreamError | None = None
     worker: str | None = None
+    owner: str | None = None
 
 
 def _time(raw: bytes | None) -> datetime | None:
@@ -68,4 +69,5 @@ def decode_meta(stream_id: str, meta: dict[bytes, bytes]) -> StreamInfo:
         usage=Usage.model_validate(orjson.loads(usage)) if usage and usage != b"null" else None,
         error=StreamError.model_validate(orjson.loads(error)) if error else None,
         worker=worker.decode() if worker else None,
+        owner=meta[b"owner"].decode() if meta.get(b"owner") else None,
     )

@@ -116,6 +116,11 @@ for i = 3, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 't', ARGV[i], 'd', ARGV[i + 1])
 end
 redis.call('HINCRBY', KEYS[1], 'chars', ARGV[2])
+-- Time to first token for `chatrelay stats`: the first text of any attempt, once per stream.
+if redis.call('HEXISTS', KEYS[1], 'first_token_at') == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'first_token_at', t[1] * 1000 + math.floor(t[2] / 1000))
+end
 return 'ok'
 """
 
@@ -196,6 +201,8 @@ class NewStream:
     request_json: bytes
     model: str
     created_at_ms: int
+    # Who may read and cancel it (`api.auth`): `key:<name>` or `session:<id>`.
+    owner: str = ""
     demo: bool = False
 
 
@@ -235,6 +242,7 @@ class StreamStore:
                     "chars": 0,
                     "created_at": new.created_at_ms,
                     "demo": int(new.demo),
+                    "owner": new.owner,
                 },
             )
             pipe.set(k.request(sid), new.request_json)

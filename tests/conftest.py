@@ -17,6 +17,10 @@ from contract.redis_client import connect
 
 # A fake key that looks real: tests check it never reaches Redis, events or logs.
 UPSTREAM_KEY = "sk-test-" + secrets.token_hex(16)
+# The tests act as one API-key owner, so clients of both API processes see the same streams.
+API_KEY = "ck-test-" + secrets.token_hex(16)
+ADMIN_KEY = "ck-admin-" + secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @dataclass
@@ -47,6 +51,9 @@ def stack() -> Iterator[Stack]:
             CHATRELAY_MAX_MESSAGES="50",
             CHATRELAY_MAX_MESSAGE_CHARS="20000",
             CHATRELAY_HEARTBEAT_SECONDS="0.5",
+            CHATRELAY_API_KEYS=f"tests:{API_KEY}",
+            CHATRELAY_ADMIN_API_KEYS=f"ops:{ADMIN_KEY}",
+            CHATRELAY_MAX_ACTIVE_STREAMS_PER_OWNER="200",
         )
         group.start_worker("worker-1")
         api_a = group.start_api(free_port(), "api-a")
@@ -58,13 +65,13 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_a, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=stack.api_a, timeout=30, headers=AUTH) as c:
         yield c
 
 
 @pytest.fixture
 async def client_b(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_b, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=stack.api_b, timeout=30, headers=AUTH) as c:
         yield c
 
 

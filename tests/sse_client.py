@@ -119,7 +119,7 @@ async def read_with_disconnects(
         status, events, _ = await read_events(
             pool[reconnects % len(pool)], url, last_event_id=last_id, stop_after=stop_after
         )
-        assert status == 200
+        assert status == 200, f"status {status}"
         seen += events
         if events:
             last_id = events[-1].id

@@ -3,7 +3,7 @@
 import httpx
 
 from cli.processes import free_port
-from tests.conftest import Stack, create_stream, upstream_record
+from tests.conftest import AUTH, Stack, create_stream, upstream_record
 from tests.sse_client import assemble, read_events
 
 
@@ -14,11 +14,11 @@ async def test_cancel_while_running_closes_upstream_and_keeps_partial_text(
     url = f"/api/streams/{stream_id}/events"
     _, first, _ = await read_events(client, url, stop_after=10)
     # Through the other API process, twice: idempotent.
-    first_cancel = await client_b.post(f"/api/streams/{stream_id}/cancel")
+    first_cancel = await client_b.post(f"/api/streams/{stream_id}/cancel", json={})
     assert first_cancel.status_code == 202
     _, rest, _ = await read_events(client, url, last_event_id=first[-1].id)
     assert rest[-1].event == "cancelled"
-    again = await client.post(f"/api/streams/{stream_id}/cancel")
+    again = await client.post(f"/api/streams/{stream_id}/cancel", json={})
     assert again.status_code == 202
     assert again.json()["status"] == "cancelled"
 
@@ -42,10 +42,10 @@ async def test_cancel_while_queued_never_calls_upstream(stack: Stack) -> None:
     port = free_port()
     url = stack.group.start_api(port, "api-no-worker", {"CHATRELAY_KEY_PREFIX": "queued-" + stack.keys.prefix})
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as lonely:
+        async with httpx.AsyncClient(base_url=url, timeout=10, headers=AUTH) as lonely:
             stream_id = await create_stream(lonely, model="chatrelay-demo?tokens=50")
             assert (await lonely.get(f"/api/streams/{stream_id}")).json()["status"] == "queued"
-            response = await lonely.post(f"/api/streams/{stream_id}/cancel")
+            response = await lonely.post(f"/api/streams/{stream_id}/cancel", json={})
             assert response.status_code == 202
             assert response.json()["status"] == "cancelled"
             _, events, _ = await read_events(lonely, f"/api/streams/{stream_id}/events")
@@ -60,6 +60,6 @@ async def test_cancel_while_queued_never_calls_upstream(stack: Stack) -> None:
 
 
 async def test_cancel_unknown_stream_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/streams/AAAAAAAAAAAAAAAAAAAAAA/cancel")
+    response = await client.post("/api/streams/AAAAAAAAAAAAAAAAAAAAAA/cancel", json={})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

@@ -39,7 +39,7 @@ async def test_list_running_streams_newest_first(client: httpx.AsyncClient) -> N
     assert [i for i in ids if i in slow] == list(reversed(slow))
     assert all(s["status"] == "running" for s in listed)
     for stream_id in slow:
-        await client.post(f"/api/streams/{stream_id}/cancel")
+        await client.post(f"/api/streams/{stream_id}/cancel", json={})
     active = (await client.get("/api/streams")).json()["streams"]
     await asyncio.sleep(0.5)
     active = (await client.get("/api/streams")).json()["streams"]

@@ -1,16 +1,23 @@
 """`/api/streams`: create a chat answer, read it as SSE (with resume), inspect it, list, cancel."""
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
+import anyio
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
 
+from api.auth import Caller, CallerDep
 from api.deps import StateDep
 from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, OffsetGoneError
-from api.schemas import CancelAccepted, ChatRequest, StreamCreated, StreamList
-from api.sse import relay
+from api.schemas import CancelAccepted, ChatRequest, ShareLink, ShareLinkRequest, StreamCreated, StreamList
+from api.sse import SseResponse, relay
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
 from contract.queue import enqueue_generation
 from contract.status import TERMINAL_STATUSES, StreamInfo, StreamStatus, decode_meta
@@ -35,28 +42,47 @@ def _check_limits(body: ChatRequest, state: StateDep) -> None:
         raise InvalidRequestError(f"max_tokens: at most {s.max_tokens_ceiling} is allowed, got {body.max_tokens}")
 
 
-async def _info(state: StateDep, stream_id: str) -> tuple[StreamInfo, dict[bytes, bytes]]:
+def _owner(meta: dict[bytes, bytes]) -> str | None:
+    raw = meta.get(b"owner")
+    return raw.decode() if raw else None
+
+
+async def _info(state: StateDep, stream_id: str, caller: Caller) -> tuple[StreamInfo, dict[bytes, bytes]]:
+    """The stream if the caller may read it; a stream of someone else's is answered exactly like a missing one."""
     meta = await state.store.meta(stream_id) if is_stream_id(stream_id) else {}
-    if not meta:
-        raise NotFoundError(f"no stream with id {stream_id!r}")
-    return decode_meta(stream_id, meta), meta
+    if not meta or not caller.may_read(stream_id, _owner(meta)):
+        raise NotFoundError(f"no stream with id {stream_id[:64]!r}")
+    info = decode_meta(stream_id, meta)
+    if caller.shared_stream is not None:
+        info.owner = None  # a share-link reader learns nothing about who owns it
+    return info, meta
 
 
 @router.post("", status_code=202, response_model=StreamCreated)
-async def create_stream(body: ChatRequest, request: Request, state: StateDep) -> StreamCreated:
+async def create_stream(body: ChatRequest, request: Request, state: StateDep, caller: CallerDep) -> StreamCreated:
     """Queue a chat answer; returns at once with the stream id and where to read it."""
     _check_limits(body, state)
+    if caller.owner is None:
+        raise NotFoundError("a share link only reads its own stream")
+    await state.admission.check_queue()
     stream_id = new_stream_id()
+    await state.admission.claim_active(caller.owner, stream_id)
     model = body.model or state.settings.openai_model
-    await state.store.create(
-        NewStream(
-            stream_id=stream_id,
-            request_json=orjson.dumps(body.model_dump(exclude_none=True)),
-            model=model,
-            created_at_ms=int(time.time() * 1000),
-            demo=state.settings.demo_upstream,
+    try:
+        await state.store.create(
+            NewStream(
+                stream_id=stream_id,
+                request_json=orjson.dumps(body.model_dump(exclude_none=True)),
+                model=model,
+                created_at_ms=int(time.time() * 1000),
+                owner=caller.owner,
+                demo=state.settings.demo_upstream,
+            )
         )
-    )
+    except BaseException:
+        with contextlib.suppress(RedisError):
+            await state.admission.release_active(caller.owner, stream_id)
+        raise
     await enqueue_generation(state.queue, state.store.keys, stream_id, attempt=1)
     base = str(request.url_for("get_stream", stream_id=stream_id).path)
     return StreamCreated(id=stream_id, events_url=f"{base}/events", status_url=base)
@@ -65,10 +91,12 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep) ->
 @router.get("", response_model=StreamList)
 async def list_streams(
     state: StateDep,
+    caller: CallerDep,
     status: Annotated[StreamStatus | None, Query(description="Only streams with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> StreamList:
-    """Streams, newest first: queued and running ones by default (or those with `status`)."""
+    """The caller's streams (an admin key: everyone's), newest first: queued and running ones by default (or
+    those with `status`)."""
     limit = min(limit, state.settings.list_limit_max)
     keys = state.store.keys
     active_only = status is None or status in (StreamStatus.QUEUED, StreamStatus.RUNNING)
@@ -79,17 +107,46 @@ async def list_streams(
         for raw in ids:
             pipe.hgetall(keys.meta(raw.decode()))
         metas: list[dict[bytes, bytes]] = await pipe.execute()
-    found = [decode_meta(raw.decode(), meta) for raw, meta in zip(ids, metas, strict=True) if meta]
+    found = [
+        decode_meta(raw.decode(), meta)
+        for raw, meta in zip(ids, metas, strict=True)
+        if meta and (caller.admin or (caller.owner is not None and _owner(meta) == caller.owner))
+    ]
     if status is not None:
         found = [info for info in found if info.status == status]
     return StreamList(streams=found[:limit])
 
 
 @router.get("/{stream_id}", response_model=StreamInfo)
-async def get_stream(stream_id: str, state: StateDep) -> StreamInfo:
+async def get_stream(
+    stream_id: str,
+    state: StateDep,
+    caller: CallerDep,
+    token: Annotated[str | None, Query(description="A share link's token (read-only access to this stream).")] = None,
+) -> StreamInfo:
     """Status of one stream: status, model, attempt, timings, characters so far, usage, error."""
-    info, _ = await _info(state, stream_id)
+    info, _ = await _info(state, stream_id, caller)
     return info
+
+
+@router.post("/{stream_id}/links", status_code=201, response_model=ShareLink)
+async def create_share_link(
+    stream_id: str, request: Request, state: StateDep, caller: CallerDep, body: ShareLinkRequest | None = None
+) -> ShareLink:
+    """A signed, expiring, read-only link to this one stream (its status and its events) for another device
+    or another person. Anyone holding the link can read the stream until it expires; it cannot cancel it."""
+    meta = await state.store.meta(stream_id) if is_stream_id(stream_id) else {}
+    if not meta or not caller.may_change(_owner(meta)):
+        raise NotFoundError(f"no stream with id {stream_id[:64]!r}")
+    token, expires = state.auth.share_token(stream_id, body.ttl_seconds if body else None)
+    status_url = str(request.url_for("get_stream", stream_id=stream_id).path)
+    return ShareLink(
+        id=stream_id,
+        token=token,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        status_url=f"{status_url}?token={token}",
+        events_url=f"{status_url}/events?token={token}",
+    )
 
 
 @router.get(
@@ -100,11 +157,13 @@ async def get_stream(stream_id: str, state: StateDep) -> StreamInfo:
 async def read_stream_events(
     stream_id: str,
     state: StateDep,
+    caller: CallerDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     offset: Annotated[str | None, Query(description="Entry id to resume after; `Last-Event-ID` wins.")] = None,
+    token: Annotated[str | None, Query(description="A share link's token (read-only access to this stream).")] = None,
 ) -> Response:
     """The stream's events as SSE: replay after the offset, then live, until a terminal event."""
-    info, _ = await _info(state, stream_id)
+    info, _ = await _info(state, stream_id, caller)
     raw_offset = last_event_id if last_event_id is not None else offset
     after = b"0-0"
     if raw_offset not in (None, "", "0", "0-0"):
@@ -121,15 +180,36 @@ async def read_stream_events(
         # The client already has the terminal event: 204 makes EventSource stop reconnecting for good.
         return Response(status_code=204)
     s = state.settings
+    slot = await state.admission.open_sse(caller.limit_key)
     body = relay(state.store, state.hub, stream_id, after, initial, s.heartbeat_seconds, s.sse_retry_ms)
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    return SseResponse(_bounded(body, state, caller.limit_key, slot), headers=SSE_HEADERS)
+
+
+async def _bounded(
+    body: AsyncGenerator[bytes, None], state: StateDep, limit_key: str, slot: str
+) -> AsyncIterator[bytes]:
+    """The relay, ended after the maximum connection lifetime (the client resumes from its last event id), and
+    its connection slot given back however it ends."""
+    deadline = asyncio.get_running_loop().time() + state.settings.sse_max_lifetime_seconds
+    try:
+        async for chunk in body:
+            yield chunk
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+    finally:
+        # Shielded: on a disconnect this runs inside the cancelled request task, where any await would be
+        # cancelled again before the slot is given back.
+        with anyio.CancelScope(shield=True), contextlib.suppress(RedisError, OSError):
+            await body.aclose()
+            await state.admission.close_sse(limit_key, slot)
 
 
 @router.post("/{stream_id}/cancel", status_code=202, response_model=CancelAccepted)
-async def cancel_stream(stream_id: str, state: StateDep) -> CancelAccepted:
+async def cancel_stream(stream_id: str, state: StateDep, caller: CallerDep) -> CancelAccepted:
     """Stop the answer (idempotent): a queued one never calls the model, a running one stops its upstream."""
-    if not is_stream_id(stream_id):
-        raise NotFoundError(f"no stream with id {stream_id!r}")
+    meta = await state.store.meta(stream_id) if is_stream_id(stream_id) else {}
+    if not meta or not caller.may_change(_owner(meta)):
+        raise NotFoundError(f"no stream with id {stream_id[:64]!r}")
     result = await state.store.cancel(stream_id)
     if result == CancelResult.MISSING:
         raise NotFoundError(f"no stream with id {stream_id!r}")

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from cli.processes import ProcessGroup, free_port
 from contract.keys import Keys
 from contract.redis_client import connect
+from tests.conftest import API_KEY, AUTH
 from tests.sse_client import TERMINAL, SseEvent, read_events
 
 
@@ -29,6 +30,10 @@ class FaultStack:
     keys: Keys
     workers: list[str] = field(default_factory=list)
     _next_worker: int = 0
+
+    def client(self, api: str, timeout: float = 60) -> httpx.AsyncClient:
+        """A client of API process `api` ("a" or "b"), acting as the suite's one API-key owner."""
+        return httpx.AsyncClient(base_url=self.apis[api], timeout=timeout, headers=AUTH)
 
     def start_worker(self) -> str:
         self._next_worker += 1
@@ -79,6 +84,10 @@ def fault_stack() -> Iterator[FaultStack]:
             # An SSE response ends (retryably) after 1 s of Redis outage, noticed at the next 0.5 s heartbeat.
             CHATRELAY_REDIS_OUTAGE_GRACE_SECONDS="1",
             CHATRELAY_HEARTBEAT_SECONDS="0.5",
+            CHATRELAY_API_KEYS=f"faults:{API_KEY}",
+            # The scenarios run hundreds of streams as one owner.
+            CHATRELAY_MAX_ACTIVE_STREAMS_PER_OWNER="1000",
+            CHATRELAY_MAX_SSE_CONNECTIONS_PER_OWNER="5000",
         )
         stack = FaultStack(group, redis_port, redis_url, demo_url.removesuffix("/v1"), {}, Keys(prefix))
         stack.start_worker()

@@ -33,8 +33,8 @@ async def _wait_running(client: httpx.AsyncClient, stack: FaultStack, ids: list[
 async def test_cancel_running_and_queued_through_other_replica(fault_stack: FaultStack, fault_redis: Redis) -> None:
     stack = fault_stack
     async with (
-        httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b,
-        httpx.AsyncClient(base_url=stack.apis["a"], timeout=60) as a,
+        stack.client("b", timeout=60) as b,
+        stack.client("a", timeout=60) as a,
     ):
         running = [(await b.post("/api/streams", json=LONG)).json()["id"] for _ in range(RUNNING)]
         await _wait_running(b, stack, running)
@@ -43,7 +43,7 @@ async def test_cancel_running_and_queued_through_other_replica(fault_stack: Faul
 
         async def cancel(sid: str) -> tuple[float, httpx.Response]:
             sent_at = time.time()  # wall clock: the demo upstream stamps its disconnects with time.time() too
-            return sent_at, await a.post(f"/api/streams/{sid}/cancel")
+            return sent_at, await a.post(f"/api/streams/{sid}/cancel", json={})
 
         cancels = await asyncio.gather(*(cancel(sid) for sid in running + queued))
         assert {response.status_code for _, response in cancels} == {202}

@@ -5,8 +5,6 @@ explicit `error`; the service carries on without restarts."""
 import asyncio
 import time
 
-import httpx
-
 from tests.faults.conftest import FaultStack, demo_records, read_to_end
 from tests.sse_client import assemble, read_events
 
@@ -16,7 +14,7 @@ CHAT = {"messages": [{"role": "user", "content": "x"}]}
 
 async def test_redis_restart_mid_answer(fault_stack: FaultStack) -> None:
     stack = fault_stack
-    async with httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b:
+    async with stack.client("b", timeout=60) as b:
         ids = []
         for i in range(20):
             created = await b.post("/api/streams", json={**CHAT, "model": f"chatrelay-demo?tokens=300&seed={i}"})

@@ -5,8 +5,6 @@ import random
 import signal
 import time
 
-import httpx
-
 from cli.processes import free_port
 from tests.faults.conftest import FaultStack, demo_records, read_to_end
 from tests.sse_client import SseEvent, assemble, read_events, read_with_disconnects
@@ -28,8 +26,8 @@ def _byte_errors(events: list[SseEvent], sent: str) -> tuple[int, int]:
 async def test_200_streams_with_random_disconnects_across_two_api_processes(fault_stack: FaultStack) -> None:
     stack = fault_stack
     async with (
-        httpx.AsyncClient(base_url=stack.apis["a"], timeout=60) as a,
-        httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b,
+        stack.client("a", timeout=60) as a,
+        stack.client("b", timeout=60) as b,
     ):
         ids: list[str] = []
         for i in range(200):
@@ -67,8 +65,8 @@ async def test_200_streams_with_random_disconnects_across_two_api_processes(faul
 async def test_kill_one_api_process_while_it_serves_100_streams(fault_stack: FaultStack) -> None:
     stack = fault_stack
     async with (
-        httpx.AsyncClient(base_url=stack.apis["a"], timeout=60) as a,
-        httpx.AsyncClient(base_url=stack.apis["b"], timeout=60) as b,
+        stack.client("a", timeout=60) as a,
+        stack.client("b", timeout=60) as b,
     ):
         ids = []
         for i in range(100):
@@ -112,7 +110,7 @@ async def test_kill_one_api_process_while_it_serves_100_streams(fault_stack: Fau
 
 
 async def test_read_to_end_helper_follows_a_stream(fault_stack: FaultStack) -> None:
-    async with httpx.AsyncClient(base_url=fault_stack.apis["b"], timeout=30) as b:
+    async with fault_stack.client("b", timeout=30) as b:
         created = await b.post(
             "/api/streams",
             json={"messages": [{"role": "user", "content": "x"}], "model": "chatrelay-demo?tokens=20&delay_ms=1"},

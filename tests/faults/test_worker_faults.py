@@ -8,7 +8,6 @@ import asyncio
 import signal
 import time
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -48,7 +47,7 @@ async def test_kill_9_worker_at_first_token_middle_and_end(fault_stack: FaultSta
     stack, redis = fault_stack, fault_redis
     outcomes: dict[str, int] = {"exact": 0, "error": 0, "wrong": 0}
     reset_times: list[float] = []
-    async with httpx.AsyncClient(base_url=stack.apis["a"], timeout=30) as client:
+    async with stack.client("a", timeout=30) as client:
         for point, fraction in (("first token", 0.0), ("middle", 0.5), ("end", 0.95)) * 10:
             model = f"chatrelay-demo?tokens={TOKENS}&delay_ms=8&seed={len(reset_times)}"
             created = await client.post(
@@ -87,7 +86,7 @@ async def test_sigstop_worker_until_takeover_then_sigcont_writes_nothing(
     fault_stack: FaultStack, fault_redis: Redis
 ) -> None:
     stack, redis = fault_stack, fault_redis
-    async with httpx.AsyncClient(base_url=stack.apis["b"], timeout=30) as client:
+    async with stack.client("b", timeout=30) as client:
         created = await client.post(
             "/api/streams",
             json={"messages": [{"role": "user", "content": "pause"}], "model": "chatrelay-demo?tokens=300&delay_ms=8"},
