@@ -19,7 +19,7 @@ from api.csrf import CsrfMiddleware
 from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
-from api.routes import health, streams
+from api.routes import health, streams, workers
 from api.send_timeout import with_send_timeout
 from contract.keys import Keys
 from contract.queue import enqueue_generation, job_queue
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(streams.router)
+    app.include_router(workers.router)
 
     @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def api_not_found(path: str) -> None:

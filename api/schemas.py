@@ -40,6 +40,7 @@ class CancelAccepted(BaseModel):
 
 class StreamList(BaseModel):
     streams: list[StreamInfo]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null at the end.")
 
 
 class ShareLinkRequest(BaseModel):

@@ -63,3 +63,12 @@ class Keys:
     def hub_wake(self, process_id: str) -> str:
         """A tiny stream an API process writes to itself to interrupt its shared blocking XREAD."""
         return f"{self.prefix}:hub:{process_id}:wake"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash of one live worker (host, pid, started, job counts); expires unless its heartbeat renews it."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set of worker ids scored by their last heartbeat (ms); entries whose hash expired are pruned."""
+        return f"{self.prefix}:workers"

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     lease_renew_seconds: float = Field(default=1.0, gt=0)
     lease_check_seconds: float = Field(default=2.0, gt=0)
 
+    # Worker registry (`chatrelay workers`, `GET /api/workers`): each worker refreshes its entry this often; an
+    # entry not refreshed for `worker_ttl_seconds` expires, so a killed worker drops out on its own.
+    worker_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    worker_ttl_seconds: float = Field(default=10.0, gt=0)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -35,6 +35,7 @@ class StreamInfo(BaseModel):
     attempt: int = 0
     created_at: datetime
     started_at: datetime | None = None
+    first_token_at: datetime | None = None
     finished_at: datetime | None = None
     chars: int = 0
     finish_reason: str | None = None
@@ -63,6 +64,7 @@ def decode_meta(stream_id: str, meta: dict[bytes, bytes]) -> StreamInfo:
         attempt=int(meta.get(b"attempt", b"0")),
         created_at=created_at or datetime.fromtimestamp(0, UTC),
         started_at=_time(meta.get(b"started_at")),
+        first_token_at=_time(meta.get(b"first_token_at")),
         finished_at=_time(meta.get(b"finished_at")),
         chars=int(meta.get(b"chars", b"0")),
         finish_reason=finish_reason.decode() if finish_reason else None,

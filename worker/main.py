@@ -23,8 +23,10 @@ from contract.recovery import LeaseMonitor
 from contract.redis_client import connect
 from contract.settings import get_settings
 from contract.store import StreamStore
+from contract.workers import WorkerRegistry
 from worker.control import CancelListener
 from worker.generation import WorkerDeps, generate
+from worker.heartbeat import Heartbeat, JobCounter
 from worker.resilient import install as install_resilient_worker
 from worker.upstream import Scrubber, UpstreamSettings, make_client
 
@@ -34,7 +36,9 @@ log = logging.getLogger("chatrelay.worker")
 async def generate_stream(ctx: dict[str, Any], stream_id: str, attempt: int = 1) -> dict[str, Any]:
     """The arq job: attempt `attempt` at generating the answer of `stream_id`."""
     deps: WorkerDeps = ctx["chatrelay"]
-    return await generate(deps, stream_id, attempt)
+    jobs: JobCounter = ctx["jobs"]
+    with jobs.track():
+        return await generate(deps, stream_id, attempt)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -61,6 +65,16 @@ async def startup(ctx: dict[str, Any]) -> None:
         scrub=Scrubber(upstream.secrets()),
         worker_id=worker_id,
     )
+    jobs = ctx["jobs"] = JobCounter()
+    heartbeat = ctx["heartbeat"] = Heartbeat(
+        WorkerRegistry(redis, keys),
+        worker_id,
+        jobs,
+        max_jobs=settings.max_concurrent_jobs,
+        interval=settings.worker_heartbeat_seconds,
+        ttl=settings.worker_ttl_seconds,
+    )
+    await heartbeat.start()
     target = "Azure OpenAI" if upstream.azure_openai_endpoint else (upstream.openai_base_url or "api.openai.com")
     log.info("worker %s ready: model %s at %s", worker_id, settings.openai_model, target)
     if settings.demo_upstream:
@@ -71,6 +85,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     deps: WorkerDeps | None = ctx.get("chatrelay")
     if deps is None:
         return
+    heartbeat: Heartbeat = ctx["heartbeat"]
+    await heartbeat.stop()  # a graceful stop leaves the registry at once
     monitor: asyncio.Task[None] = ctx["lease_monitor"]
     monitor.cancel()
     with contextlib.suppress(asyncio.CancelledError):

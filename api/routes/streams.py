@@ -18,9 +18,11 @@ from api.deps import StateDep
 from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, OffsetGoneError
 from api.schemas import CancelAccepted, ChatRequest, ShareLink, ShareLinkRequest, StreamCreated, StreamList
 from api.sse import SseResponse, relay
+from contract import listing
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
+from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms
 from contract.queue import enqueue_generation
-from contract.status import TERMINAL_STATUSES, StreamInfo, StreamStatus, decode_meta
+from contract.status import TERMINAL_STATUSES, StreamInfo, decode_meta
 from contract.store import CancelResult, NewStream
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
@@ -92,29 +94,32 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
 async def list_streams(
     state: StateDep,
     caller: CallerDep,
-    status: Annotated[StreamStatus | None, Query(description="Only streams with this status.")] = None,
+    status: Annotated[
+        StatusFilter, Query(description="`active` (queued and running, the default), `all`, or one status.")
+    ] = StatusFilter.ACTIVE,
+    model: Annotated[str | None, Query(max_length=256, description="Only streams of this model (exact).")] = None,
+    max_age_seconds: Annotated[float | None, Query(gt=0, description="Only streams at most this old.")] = None,
+    created_after: Annotated[datetime | None, Query(description="Only streams created at or after this.")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> StreamList:
-    """The caller's streams (an admin key: everyone's), newest first: queued and running ones by default (or
-    those with `status`)."""
-    limit = min(limit, state.settings.list_limit_max)
-    keys = state.store.keys
-    active_only = status is None or status in (StreamStatus.QUEUED, StreamStatus.RUNNING)
-    index = keys.active if active_only else keys.recent
-    # Terminal statuses need filtering, so look further than `limit` into the index.
-    ids: list[bytes] = await state.store.redis.zrevrange(index, 0, (limit if active_only else limit * 10) - 1)
-    async with state.store.redis.pipeline(transaction=False) as pipe:
-        for raw in ids:
-            pipe.hgetall(keys.meta(raw.decode()))
-        metas: list[dict[bytes, bytes]] = await pipe.execute()
-    found = [
-        decode_meta(raw.decode(), meta)
-        for raw, meta in zip(ids, metas, strict=True)
-        if meta and (caller.admin or (caller.owner is not None and _owner(meta) == caller.owner))
-    ]
-    if status is not None:
-        found = [info for info in found if info.status == status]
-    return StreamList(streams=found[:limit])
+    """The caller's streams (an admin key: everyone's), newest first, a page at a time: queued and running ones
+    by default; `next_cursor` is null on the last page."""
+    if not caller.admin and caller.owner is None:
+        return StreamList(streams=[])  # a share-link reader lists nothing
+    query = StreamQuery(
+        status=status,
+        model=model,
+        created_after_ms=created_after_ms(max_age_seconds, created_after),
+        cursor=cursor,
+        limit=min(limit, state.settings.list_limit_max),
+        owner=None if caller.admin else caller.owner,
+    )
+    try:
+        page = await listing.list_streams(state.store.redis, state.store.keys, query)
+    except BadCursorError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    return StreamList(streams=page.streams, next_cursor=page.next_cursor)
 
 
 @router.get("/{stream_id}", response_model=StreamInfo)
