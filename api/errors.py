@@ -28,6 +28,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
+from contract.metrics import REDIS_ERRORS
+
 
 class ApiError(Exception):
     """An error with an HTTP status, a stable code and a human message."""
@@ -162,6 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     async def on_redis_error(_request: Request, _exc: Exception) -> JSONResponse:
+        REDIS_ERRORS.labels("request").inc()
         return JSONResponse(
             error_body("unavailable", "the stream store (Redis) cannot be reached; retry shortly"),
             503,

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.metrics import HUB_LAG, REDIS_ERRORS_HUB
 from contract.ids import EntryId, parse_entry_id
 from contract.keys import Keys
 from contract.store import RawEntry, is_terminal_entry
@@ -139,12 +141,14 @@ class StreamHub:
                 log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+                REDIS_ERRORS_HUB.inc()
                 continue
             for key, entries in reply or []:
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
                 subs = self._subs.get(key)
+            now_ms = time.time() * 1000
                 if not subs or not entries:
                     continue
                 self._cursor[key] = entries[-1][0]
@@ -153,5 +157,7 @@ class StreamHub:
                         sub.push(entry)
                 if is_terminal_entry(entries[-1][1]):
                     # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
+                # One observation per key per read (its oldest entry), not per entry: this is the hot path.
+                HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
                     self._subs.pop(key, None)
                     self._cursor.pop(key, None)

@@ -19,9 +19,12 @@ from api.csrf import CsrfMiddleware
 from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
+from api.observe import ObserveMiddleware
 from api.routes import health, streams, workers
+from api.routes.metrics import router as metrics_router
 from api.send_timeout import with_send_timeout
 from contract.keys import Keys
+from contract.logs import setup_logging
 from contract.queue import enqueue_generation, job_queue
 from contract.recovery import LeaseMonitor
 from contract.redis_client import connect
@@ -49,6 +52,8 @@ class ChatrelayApp(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Here, at import under uvicorn: after uvicorn configured its loggers, before it logs the server's start.
+    setup_logging("api", settings.log_format, settings.log_level)
     keys = Keys(settings.key_prefix)
     auth = Authenticator(settings)  # here, not in the lifespan: a malformed key setting fails at startup
 
@@ -106,8 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             expose_headers=["Retry-After"],
         )
+    # Outermost: tags every line of a stream's request with its id, including uvicorn's access log line.
+    app.add_middleware(ObserveMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(streams.router)
     app.include_router(workers.router)
 

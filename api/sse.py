@@ -6,6 +6,7 @@ stream would make a reconnecting client skip real events (NVIDIA aiq#272).
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 
 import anyio
@@ -13,7 +14,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from api.hub import StreamHub, entry_key
+from api.metrics import SSE_CONNECTIONS, SSE_ENDED, SSE_LIVE, SSE_REPLAYED, SSE_RESUMES
 from contract.store import RawEntry, StreamStore, is_terminal_entry
+
+log = logging.getLogger("chatrelay.api")
 
 HEARTBEAT = b": keep-alive\n\n"
 # Not a stored event, so no `id:`: the client's Last-Event-ID stays on the last real event and a later resume
@@ -42,6 +46,42 @@ async def relay(
     heartbeat_seconds: float,
     retry_ms: int,
 ) -> AsyncGenerator[bytes, None]:
+    """`_relay`, counted in the metrics, with one log line when the response ends."""
+    SSE_CONNECTIONS.inc()
+    if after != b"0-0":
+        SSE_RESUMES.inc()
+    reason, last = "closed", b""
+    inner = _relay(store, hub, stream_id, after, initial, heartbeat_seconds, retry_ms)
+    try:
+        async for chunk in inner:
+            last = chunk
+            yield chunk
+        reason = _end_reason(last)
+    finally:
+        await inner.aclose()  # now, not when collected: its `finally` gives the hub subscription back
+        SSE_CONNECTIONS.dec()
+        SSE_ENDED.labels(reason).inc()
+        log.info("SSE response ended (%s) after offset %s", reason, after.decode())
+
+
+def _end_reason(last_chunk: bytes) -> str:
+    if last_chunk == REDIS_UNAVAILABLE:
+        return "redis_unavailable"
+    at = last_chunk.rfind(b"\nevent: ")
+    if at >= 0 and last_chunk[at + 8 :].split(b"\n", 1)[0] in (b"done", b"error", b"cancelled"):
+        return "terminal"
+    return "overflow"
+
+
+async def _relay(
+    store: StreamStore,
+    hub: StreamHub,
+    stream_id: str,
+    after: bytes,
+    initial: list[RawEntry],
+    heartbeat_seconds: float,
+    retry_ms: int,
+) -> AsyncGenerator[bytes, None]:
     """Replay `initial` (already read after the client's offset), then the rest of the stream, then follow it
     live through the hub until a terminal event."""
     yield retry_frame(retry_ms)
@@ -49,6 +89,7 @@ async def relay(
     page = initial
     # Replay in pages until caught up with what is stored.
     while page:
+        SSE_REPLAYED.inc(len(page))
         for entry in page:
             yield frame(entry)
             last = entry[0]
@@ -65,6 +106,7 @@ async def relay(
             for entry in await store.read_after(stream_id, last, count=100_000):
                 if entry_key(entry[0]) > entry_key(cursor):
                     break
+                SSE_REPLAYED.inc()
                 yield frame(entry)
                 last, last_key = entry[0], entry_key(entry[0])
                 if is_terminal_entry(entry[1]):
@@ -100,6 +142,7 @@ async def relay(
                     ended = True
                     break
             if frames:
+                SSE_LIVE.inc(len(frames))
                 yield b"".join(frames)
             if ended:
                 return

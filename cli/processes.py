@@ -144,7 +144,9 @@ class ProcessGroup:
         arq = str(Path(sys.executable).parent / "arq")
         return self.spawn(name, [arq, "worker.main.WorkerSettings"], extra_env)
 
-    def start_api(self, port: int, name: str = "api", extra_env: Mapping[str, str] | None = None) -> str:
+    def start_api(
+        self, port: int, name: str = "api", extra_env: Mapping[str, str] | None = None, access_log: bool = False
+    ) -> str:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -161,8 +163,9 @@ class ProcessGroup:
             str(port),
             "--timeout-graceful-shutdown",
             "3",
-            "--no-access-log",
         ]
+        if not access_log:
+            args.append("--no-access-log")
         proc = self.spawn(name, args, extra_env)
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/readyz", proc=proc)

@@ -50,6 +50,11 @@ class Keys:
         """The arq queue (a sorted set of job ids) the worker takes generations from."""
         return f"{self.prefix}:queue"
 
+    def worker_health(self, host: str) -> str:
+        """arq's health-check key of the workers on one host (`arq ... --check` reads it); per host, so a
+        container's check fails when its own worker stops, whatever the other replicas do."""
+        return f"{self.prefix}:queue:health-check:{host}"
+
     def owner_active(self, owner: str) -> str:
         """Sorted set of the stream ids an owner created that may still be queued or running (admission quota).
         Finished ids are pruned lazily at the owner's next request."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from contract.metrics import LEASE_TAKEOVERS, REDIS_ERRORS
 from contract.store import StreamStore, TakeoverResult
 
 log = logging.getLogger("chatrelay.recovery")
@@ -30,6 +31,7 @@ class LeaseMonitor:
             try:
                 await self.check_once()
             except RedisError as exc:
+                REDIS_ERRORS.labels("lease_monitor").inc()
                 log.warning("lease check failed (%s); next try in %.1f s", type(exc).__name__, self.interval)
             await asyncio.sleep(self.interval)
 
@@ -53,7 +55,10 @@ class LeaseMonitor:
             if result in (TakeoverResult.SKIP, TakeoverResult.ALIVE):
                 continue
             self.takeovers[result] = self.takeovers.get(result, 0) + 1
-            log.warning("stream %s lost its worker: %s (attempt %d)", sid, result.value, attempt)
+            LEASE_TAKEOVERS.labels(result.value).inc()
+            log.warning(
+                "stream %s lost its worker: %s (attempt %d)", sid, result.value, attempt, extra={"stream_id": sid}
+            )
             if result == TakeoverResult.RETRY:
                 await self.enqueue(sid, attempt)
             done.append((sid, result, attempt))

@@ -5,6 +5,7 @@ so the API process never loads them.
 """
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     lease_ttl_seconds: float = Field(default=5.0, gt=0)
     lease_renew_seconds: float = Field(default=1.0, gt=0)
     lease_check_seconds: float = Field(default=2.0, gt=0)
+
+    # Observability. `json` lines for log collectors; `chatrelay dev` sets `text`. Each worker serves its
+    # Prometheus metrics on this port (0: off); the API serves them at /metrics on its own port.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = Field(default="INFO", pattern=r"(?i)^(debug|info|warning|error)$")
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
     # Worker registry (`chatrelay workers`, `GET /api/workers`): each worker refreshes its entry this often; an
     # entry not refreshed for `worker_ttl_seconds` expires, so a killed worker drops out on its own.

@@ -31,6 +31,7 @@ class Stack:
     api_a: str
     api_b: str
     keys: Keys
+    worker_metrics: str = ""  # the worker's Prometheus endpoint
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +56,12 @@ def stack() -> Iterator[Stack]:
             CHATRELAY_ADMIN_API_KEYS=f"ops:{ADMIN_KEY}",
             CHATRELAY_MAX_ACTIVE_STREAMS_PER_OWNER="200",
         )
-        group.start_worker("worker-1")
+        metrics_port = free_port()
+        group.start_worker("worker-1", {"CHATRELAY_WORKER_METRICS_PORT": str(metrics_port)})
         api_a = group.start_api(free_port(), "api-a")
         api_b = group.start_api(free_port(), "api-b")
-        yield Stack(group, redis_url, demo_url.removesuffix("/v1"), api_a, api_b, Keys(prefix))
+        worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        yield Stack(group, redis_url, demo_url.removesuffix("/v1"), api_a, api_b, Keys(prefix), worker_metrics)
     finally:
         group.stop_all()
 

@@ -9,6 +9,7 @@ down on SIGTERM) writes nothing: arq re-queues the job and the next attempt star
 import asyncio
 import contextlib
 import logging
+import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,12 +21,23 @@ import orjson
 from redis.exceptions import RedisError
 
 from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
+from contract.logs import bind_stream
 from contract.queue import job_id
 from contract.settings import Settings
 from contract.status import StreamStatus
 from contract.store import AppendResult, BeginResult, RenewResult, StreamStore, cancelled_event
 from worker.control import CancelListener
 from worker.delta_writer import DeltaWriter
+from worker.metrics import (
+    CANCEL_LATENCY,
+    CANCELS,
+    GENERATION_DURATION,
+    JOBS_RUNNING,
+    QUEUE_WAIT,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS_PER_SECOND,
+    UPSTREAM_ERRORS,
+)
 from worker.upstream import Scrubber, classify_error
 
 log = logging.getLogger("chatrelay.worker")
@@ -50,6 +62,7 @@ class _Answer:
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.content_chunks = 0
+        self.first_token_at: float | None = None  # time.monotonic()
 
 
 async def _consume(
@@ -111,6 +124,8 @@ def _take_chunk(chunk: Any, writer: DeltaWriter, answer: _Answer, request: httpx
         content = (choice.get("delta") or {}).get("content")
         if content:
             answer.content_chunks += 1
+            if answer.first_token_at is None:
+                answer.first_token_at = time.monotonic()
             writer.add(content)
         if choice.get("finish_reason"):
             answer.finish_reason = choice["finish_reason"]
@@ -136,8 +151,34 @@ async def _keep_lease(deps: WorkerDeps, stream_id: str, attempt: int, cancel: as
             return result
 
 
+_ENDED = ("done", "error", "cancelled", "fenced")
+
+
 async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, Any]:
     """Run attempt `attempt` of a stream's generation; returns a small summary for arq's result."""
+    bind_stream(stream_id)  # this job's task only: every line it logs carries the stream id
+    started = time.monotonic()
+    JOBS_RUNNING.inc()
+    try:
+        result = await _generate(deps, stream_id, attempt)
+    finally:
+        JOBS_RUNNING.dec()
+    outcome = result["outcome"]
+    if outcome in _ENDED:
+        GENERATION_DURATION.labels(outcome).observe(time.monotonic() - started)
+    if outcome == "error":
+        UPSTREAM_ERRORS.labels(result["code"]).inc()
+    if attempt == 1 and outcome in _ENDED:
+        # After the answer, not before: a round trip before the upstream call would add to time to first token.
+        with contextlib.suppress(RedisError, ValueError):
+            meta = deps.store.keys.meta(stream_id)
+            created, begun = await deps.store.redis.hmget(meta, ["created_at", "started_at"])  # type: ignore[misc]
+            if created and begun:
+                QUEUE_WAIT.observe(max(0, int(begun) - int(created)) / 1000)
+    return result
+
+
+async def _generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, Any]:
     store, settings = deps.store, deps.settings
     request = await store.request(stream_id)
     if request is None:
@@ -148,6 +189,7 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
         log.info("stream %s attempt %d not started: %s", stream_id, attempt, begun.value)
         return {"outcome": begun.value}
     log.info("stream %s attempt %d started on %s (model %s)", stream_id, attempt, deps.worker_id, model)
+    begun_at = time.monotonic()
     # arq keeps a running job in its queue until it ends and re-checks every queued id on every poll (WATCH,
     # EXISTS, ZSCORE, UNWATCH: four round trips per running job every 20 ms, most of the worker's and Redis's
     # CPU at 100 open chats; issue 5). Once begun, the lease decides this attempt's fate, never an arq re-run
@@ -180,6 +222,9 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
             await consume
         with contextlib.suppress(asyncio.CancelledError):
             await lease
+    upstream_closed_at, upstream_closed_wall = time.monotonic(), time.time()
+    if answer.first_token_at is not None:
+        TIME_TO_FIRST_TOKEN.observe(answer.first_token_at - begun_at)
 
     fenced = lease.done() and not lease.cancelled() and lease.result() == RenewResult.FENCED
     failure = consume.exception() if consume.done() and not consume.cancelled() else None
@@ -196,6 +241,10 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
         chars = writer.written_chars
         event = cancelled_event(chars, answer.usage, answer.content_chunks)
         await store.finish(stream_id, attempt, StreamStatus.CANCELLED, event, {"chars": chars})
+        CANCELS.inc()
+        with contextlib.suppress(RedisError, ValueError, TypeError):
+            requested_ms = await store.redis.hget(store.keys.meta(stream_id), "cancel_requested_at")  # type: ignore[misc]
+            CANCEL_LATENCY.observe(max(0.0, upstream_closed_wall - int(requested_ms) / 1000))
         log.info("stream %s cancelled after %d chars", stream_id, chars)
         return {"outcome": "cancelled", "chars": chars}
     if failure is None and not timed_out:
@@ -205,6 +254,9 @@ async def generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str, 
             fields["usage"] = orjson.dumps(answer.usage)
         done = encode_event(DoneEvent(finish_reason=answer.finish_reason, usage=usage))
         await store.finish(stream_id, attempt, StreamStatus.DONE, done, fields)
+        tokens = (answer.usage or {}).get("completion_tokens") or answer.content_chunks
+        if answer.first_token_at is not None and tokens > 1 and upstream_closed_at > answer.first_token_at:
+            TOKENS_PER_SECOND.observe((tokens - 1) / (upstream_closed_at - answer.first_token_at))
         log.info("stream %s done: %d chars in %d writes", stream_id, writer.written_chars, writer.writes)
         return {"outcome": "done", "chars": writer.written_chars}
 

@@ -8,6 +8,7 @@ import secrets
 import socket
 from typing import Any, ClassVar
 
+import arq.cli
 import uvloop
 from arq import func
 from arq.connections import RedisSettings
@@ -18,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract.jobs import GENERATE_JOB, deserialize_job, serialize_job
 from contract.keys import Keys
+from contract.logs import setup_logging
 from contract.queue import enqueue_generation, job_queue
 from contract.recovery import LeaseMonitor
 from contract.redis_client import connect
@@ -27,6 +29,7 @@ from contract.workers import WorkerRegistry
 from worker.control import CancelListener
 from worker.generation import WorkerDeps, generate
 from worker.heartbeat import Heartbeat, JobCounter
+from worker.metrics import serve as serve_metrics
 from worker.resilient import install as install_resilient_worker
 from worker.upstream import Scrubber, UpstreamSettings, make_client
 
@@ -44,6 +47,9 @@ async def generate_stream(ctx: dict[str, Any], stream_id: str, attempt: int = 1)
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     upstream = UpstreamSettings()
+    # Again with the model key, so a line that quotes it is scrubbed (and after arq set up its logger).
+    setup_logging("worker", settings.log_format, settings.log_level, secrets=upstream.secrets())
+    serve_metrics(settings.worker_metrics_port)
     keys = Keys(settings.key_prefix)
     redis = connect(settings.redis_url)
     cancels = CancelListener(redis, keys.control)
@@ -101,6 +107,9 @@ install_resilient_worker()
 # is mostly event-loop and socket overhead, which uvloop roughly halves (issue 5).
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 _settings = get_settings()
+setup_logging("worker", _settings.log_format, _settings.log_level)
+# arq's CLI applies its own logging config after importing this module; this one leaves ours in place.
+arq.cli.default_log_config = lambda verbose: {"version": 1, "incremental": True}  # type: ignore[attr-defined]
 _redis_settings = RedisSettings.from_dsn(_settings.redis_url)
 # arq exits when Redis goes away (arq#435); retrying with backoff for about half a minute rides out a Redis
 # restart instead. Past that the process exits and its supervisor (compose, systemd) restarts it. OSError is
@@ -124,6 +133,7 @@ class WorkerSettings:
     queue_name = Keys(_settings.key_prefix).queue
     job_serializer = serialize_job
     job_deserializer = deserialize_job
+    health_check_key = Keys(_settings.key_prefix).worker_health(socket.gethostname())
     # arq polls its queue; 0.5 s by default would add up to half a second to time to first token.
     poll_delay = _settings.queue_poll_seconds
     max_jobs = _settings.max_concurrent_jobs

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
@@ -16,14 +17,18 @@ from redis.exceptions import RedisError
 from api.auth import Caller, CallerDep
 from api.deps import StateDep
 from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, OffsetGoneError
+from api.metrics import CANCEL_REQUESTS
 from api.schemas import CancelAccepted, ChatRequest, ShareLink, ShareLinkRequest, StreamCreated, StreamList
 from api.sse import SseResponse, relay
 from contract import listing
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
 from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms
+from contract.logs import bind_stream
 from contract.queue import enqueue_generation
 from contract.status import TERMINAL_STATUSES, StreamInfo, decode_meta
 from contract.store import CancelResult, NewStream
+
+log = logging.getLogger("chatrelay.api")
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
 
@@ -68,6 +73,7 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
         raise NotFoundError("a share link only reads its own stream")
     await state.admission.check_queue()
     stream_id = new_stream_id()
+    bind_stream(stream_id)
     await state.admission.claim_active(caller.owner, stream_id)
     model = body.model or state.settings.openai_model
     try:
@@ -86,6 +92,7 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
             await state.admission.release_active(caller.owner, stream_id)
         raise
     await enqueue_generation(state.queue, state.store.keys, stream_id, attempt=1)
+    log.info("stream created and queued (model %s, %d messages)", model, len(body.messages))
     base = str(request.url_for("get_stream", stream_id=stream_id).path)
     return StreamCreated(id=stream_id, events_url=f"{base}/events", status_url=base)
 
@@ -218,4 +225,6 @@ async def cancel_stream(stream_id: str, state: StateDep, caller: CallerDep) -> C
     result = await state.store.cancel(stream_id)
     if result == CancelResult.MISSING:
         raise NotFoundError(f"no stream with id {stream_id!r}")
+    CANCEL_REQUESTS.labels(result.value).inc()
+    log.info("cancel requested: %s", result.value)
     return CancelAccepted(id=stream_id, status=result.value)
