@@ -136,28 +136,28 @@ class StreamHub:
                 self._failing_since = None
             except RedisError as exc:
                 self.errors += 1
+                REDIS_ERRORS_HUB.inc()
                 if self._failing_since is None:
                     self._failing_since = asyncio.get_running_loop().time()
                 log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-                REDIS_ERRORS_HUB.inc()
                 continue
+            now_ms = time.time() * 1000
             for key, entries in reply or []:
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
                 subs = self._subs.get(key)
-            now_ms = time.time() * 1000
                 if not subs or not entries:
                     continue
                 self._cursor[key] = entries[-1][0]
+                # One observation per key per read (its oldest entry), not per entry: this is the hot path.
+                HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
                 for sub in tuple(subs):
                     for entry in entries:
                         sub.push(entry)
                 if is_terminal_entry(entries[-1][1]):
                     # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
-                # One observation per key per read (its oldest entry), not per entry: this is the hot path.
-                HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
                     self._subs.pop(key, None)
                     self._cursor.pop(key, None)
