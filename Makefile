@@ -40,7 +40,7 @@ format: install ## Format the Python code
 	$(BIN)/ruff check --fix .
 
 typecheck: install ## mypy --strict over source and tests
-	$(BIN)/mypy contract api worker demo_upstream cli tests
+	$(BIN)/mypy contract api worker demo_upstream cli bench tests
 
 test-python: install ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream)
 	$(BIN)/pytest -q

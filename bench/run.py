@@ -1,0 +1,179 @@
+"""The whole benchmark, one phase after another on one stack: the K sweep for both designs (K=100 is the headline
+point), then a finished 1,000-token answer (Redis memory, resume cost, reconnect storm), then idle connections.
+
+Both designs run at each K back to back, so a change in the machine's background load hits both alike.
+"""
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench import probes
+from bench.client import HttpClient
+from bench.load import CHATRELAY, NAIVE, LoadResult, run_load
+from bench.stack import Stack, cpu_seconds, raise_fd_limit, start_stack
+from contract.redis_client import connect
+
+HEADLINE_K = 100
+P99_LIMIT_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each phase to run."""
+
+    name: str
+    ks: tuple[int, ...]
+    point_seconds: float  # arrivals last this long at each K
+    sweep_budget_s: float  # no new K once the sweep has run this long
+    tokens: int  # per chat in the load (at 30 tokens/s)
+    answer_tokens: int  # the finished answer for memory and resume
+    resume_reps: int
+    storm_clients: int
+    idle_chatrelay: int
+    idle_naive: int
+
+
+FULL = Plan("full", (50, 100, 150, 200, 300, 400, 500, 600, 800), 14.0, 420.0, 90, 1000, 30, 1000, 10_000, 1000)
+QUICK = Plan("quick", (50, 100), 5.0, 30.0, 45, 1000, 5, 200, 500, 100)
+
+DELAY_MS = 1000 / 30  # 30 tokens/s per chat
+TTFT_MS = 100.0
+
+
+def _cpu_us_per_token(before: dict[str, float], after: dict[str, float], tokens: int) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) * 1e6 / max(1, tokens), 1) for name in after}
+
+
+async def _point(
+    stack: Stack, redis: Any, design: str, k: int, plan: Plan, seed: int
+) -> tuple[LoadResult, dict[str, Any]]:
+    pids = dict(stack.pids, load=os.getpid())
+    relevant = {"demo", "load"} | (
+        {"naive"} if design == NAIVE else {"api", "redis"} | {n for n in pids if n.startswith("worker")}
+    )
+    before_cmds = await probes.commandstats(redis)
+    before = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
+    url = stack.naive_url if design == NAIVE else stack.api_url
+    result = await run_load(
+        design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
+        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, headers=None if design == NAIVE else stack.auth,
+    )  # fmt: skip
+    after = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
+    cmds = probes.commands_delta(before_cmds, await probes.commandstats(redis))
+    extra: dict[str, Any] = {"cpu_us_per_token": _cpu_us_per_token(before, after, result.tokens)}
+    if design == CHATRELAY:
+        done = max(1, result.chats - result.errors)
+        extra["redis_commands"] = {
+            "total": sum(cmds.values()),
+            "per_chat": round(sum(cmds.values()) / done, 1),
+            "per_token": round(sum(cmds.values()) / max(1, result.tokens), 2),
+            "by_command_per_chat": {name: round(calls / done, 2) for name, calls in list(cmds.items())[:12]},
+        }
+    return result, extra
+
+
+def _passes(result: LoadResult) -> bool:
+    p99 = result.latency_ms.get("p99")
+    return not result.void and result.errors == 0 and p99 is not None and p99 <= P99_LIMIT_MS
+
+
+async def sweep(stack: Stack, redis: Any, plan: Plan, log: Any) -> dict[str, Any]:
+    points: dict[str, list[dict[str, Any]]] = {NAIVE: [], CHATRELAY: []}
+    failed: set[str] = set()
+    started = time.monotonic()
+    for i, k in enumerate(plan.ks):
+        if time.monotonic() - started > plan.sweep_budget_s and k > HEADLINE_K:
+            log(f"sweep: time budget spent before K={k}")
+            break
+        for design in (NAIVE, CHATRELAY):
+            if design in failed and k > HEADLINE_K:  # the headline K runs for both designs regardless
+                continue
+            result, extra = await _point(stack, redis, design, k, plan, seed=1000 + i)
+            point = result.summary() | extra | {"passes": _passes(result)}
+            points[design].append(point)
+            lat = result.latency_ms
+            log(
+                f"{design:9} K={k:4} mean open {result.mean_concurrency:6.1f}  added p50 {lat.get('p50')} "
+                f"p99 {lat.get('p99')} max {lat.get('max')} ms  chats {result.chats} errors {result.errors} "
+                f"mismatches {result.mismatches}  cpu µs/token {extra['cpu_us_per_token']}"
+            )
+            if not point["passes"]:
+                failed.add(design)
+        if failed == {NAIVE, CHATRELAY} and k >= HEADLINE_K:
+            break
+    largest: dict[str, Any] = {}
+    for design, pts in points.items():
+        passing = [p["target_concurrency"] for p in pts if p["passes"]]
+        failing = [p["target_concurrency"] for p in pts if not p["passes"]]
+        largest[design] = {
+            "largest_k": max(passing, default=0),
+            "first_failing_k": min(failing, default=None),
+            "tried": [p["target_concurrency"] for p in pts],
+        }
+    return {"points": points, "largest_k": largest, "seconds": round(time.monotonic() - started, 1)}
+
+
+async def run(plan: Plan, log: Any) -> dict[str, Any]:
+    fd_limit = raise_fd_limit()
+    started = time.monotonic()
+    stack = start_stack()
+    log(f"stack up: api {stack.api_url}, naive {stack.naive_url}, demo {stack.demo_url}, logs in {stack.group.log_dir}")
+    redis = connect(stack.redis_url)
+    client = HttpClient(stack.api_url, stack.auth)
+    try:
+        # Warm both designs up (imports, connection pools) before anything is measured.
+        for design, url in ((NAIVE, stack.naive_url), (CHATRELAY, stack.api_url)):
+            await run_load(
+                design, url, stack.demo_url, 20, 20, DELAY_MS, 2.0, 1, redis, stack.keys, TTFT_MS, stack.auth
+            )
+        swept = await sweep(stack, redis, plan, log)
+        log(f"sweep done in {swept['seconds']} s; largest K: {swept['largest_k']}")
+
+        answer = await probes.finished_answer(stack, redis, client, plan.answer_tokens)
+        log(f"finished answer: {answer['events']} events, {answer['bytes']} bytes in Redis, exact {answer['exact']}")
+        resume = await probes.resume_cost(client, answer, plan.resume_reps)
+        log(f"resume: {resume}")
+        storm = await probes.reconnect_storm(client, answer, plan.storm_clients)
+        log(f"storm: {storm}")
+        idle_naive = await probes.idle_sse_naive(stack, plan.idle_naive)
+        log(f"idle naive: {idle_naive['connections']} at {idle_naive['bytes_per_connection']} B each")
+        idle = await probes.idle_sse_chatrelay(stack, client, plan.idle_chatrelay)
+        log(f"idle chatrelay: {idle['connections']} at {idle['bytes_per_connection']} B each")
+    finally:
+        await redis.aclose()
+        stack.stop()
+    for key in ("text", "entry_ids"):
+        answer.pop(key)
+    all_points = swept["points"][NAIVE] + swept["points"][CHATRELAY]
+    mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
+    mismatches += storm["clients"] - storm["exact"] - storm["failed"]
+    load1, load5, _ = os.getloadavg()
+    return {
+        "plan": plan.name,
+        "void": mismatches > 0,
+        "mismatches": mismatches,
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(load1, 2), round(load5, 2)],
+            "open_file_limit": fd_limit,
+        },
+        "load": {"tokens_per_chat": plan.tokens, "tokens_per_second": 30, "ttft_ms": TTFT_MS},
+        "sweep": swept,
+        "redis_memory_per_chat": answer,
+        "resume": resume,
+        "storm": storm,
+        "idle_sse": {CHATRELAY: idle, NAIVE: idle_naive},
+    }
+
+
+def main(plan: Plan, log: Any) -> dict[str, Any]:
+    import uvloop  # the load client on uvloop too, as the servers are (uvicorn[standard])
+
+    return uvloop.run(run(plan, log))
