@@ -21,6 +21,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
 def run(args: argparse.Namespace) -> int:
     group = ProcessGroup(inherit_output=True)
     env = group.env
+    # Readable lines in a terminal; JSON (the default elsewhere) when a log collector reads them.
+    env.setdefault("CHATRELAY_LOG_FORMAT", "text")
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -50,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"demo upstream: {demo_url.removesuffix('/v1')}", flush=True)
         if args.model:
             env["OPENAI_MODEL"] = args.model
+        metrics_port = int(env.get("CHATRELAY_WORKER_METRICS_PORT", "9101"))
         for i in range(args.workers):
-            group.start_worker(f"worker-{i}")
+            # One metrics port per worker on this machine: 9101, 9102, ... (0 keeps them all off).
+            port = str(metrics_port + i if metrics_port else 0)
+            group.start_worker(f"worker-{i}", {"CHATRELAY_WORKER_METRICS_PORT": port})
         url = group.start_api(args.port)
         print(f"chatrelay ready: {url}", flush=True)
         while not stopping:
