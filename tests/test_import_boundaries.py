@@ -12,6 +12,11 @@ import pytest
         ("contract.store", ["fastapi", "openai", "arq", "api", "worker"]),
         ("contract.events", ["fastapi", "openai", "arq", "api", "worker"]),
         ("contract.settings", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.listing", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.workers", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.stats", ["fastapi", "openai", "arq", "api", "worker"]),
+        # The command line reads Redis through the contract: it runs where neither the API nor a worker does.
+        ("cli.main", ["fastapi", "openai", "arq", "api", "worker", "demo_upstream"]),
         ("api.main", ["openai", "worker", "demo_upstream"]),
         ("worker.main", ["fastapi", "api", "demo_upstream"]),
     ],

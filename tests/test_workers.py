@@ -13,6 +13,7 @@ from tests.sse_client import read_events
 
 # A worker that beats often and expires fast, so a killed one is gone within about a second.
 FAST_HEARTBEAT = {"CHATRELAY_WORKER_HEARTBEAT_SECONDS": "0.2", "CHATRELAY_WORKER_TTL_SECONDS": "1"}
+NO_METRICS = {"CHATRELAY_WORKER_METRICS_PORT": "0"}  # the stack's worker serves them; no port clash
 
 
 async def _workers(client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -65,9 +66,9 @@ async def test_killed_worker_drops_out_and_stopped_worker_leaves_at_once(
     client: httpx.AsyncClient, stack: Stack, redis: Redis
 ) -> None:
     group = stack.group
-    killed = group.start_worker("worker-killed", extra_env=FAST_HEARTBEAT)
+    killed = group.start_worker("worker-killed", extra_env={**FAST_HEARTBEAT, **NO_METRICS})
     # The default 10 s TTL: this one leaves the list on its graceful stop, not by expiring.
-    stopped = group.start_worker("worker-stopped")
+    stopped = group.start_worker("worker-stopped", extra_env=NO_METRICS)
     try:
         listed = await _wait_for(client, lambda ws: _by_pid(ws, killed.pid) and _by_pid(ws, stopped.pid))
         killed_id = (_by_pid(listed, killed.pid) or {})["id"]
