@@ -13,6 +13,8 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from contract.metrics import REDIS_ERRORS
+
 log = logging.getLogger(__name__)
 
 
@@ -49,5 +51,6 @@ class CancelListener:
                         if event is not None:
                             event.set()
             except RedisError as exc:
+                REDIS_ERRORS.labels("cancel_listener").inc()
                 log.warning("cancel listener lost Redis (%s); resubscribing", type(exc).__name__)
                 await asyncio.sleep(0.5)

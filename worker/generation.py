@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
 from contract.logs import bind_stream
+from contract.metrics import REDIS_ERRORS
 from contract.queue import job_id
 from contract.settings import Settings
 from contract.status import StreamStatus
@@ -143,6 +144,7 @@ async def _keep_lease(deps: WorkerDeps, stream_id: str, attempt: int, cancel: as
         try:
             result = await deps.store.renew(stream_id, attempt, deps.worker_id, lease_ms)
         except RedisError as exc:
+            REDIS_ERRORS.labels("lease_renew").inc()
             log.warning("stream %s: lease renewal failed (%s)", stream_id, type(exc).__name__)
             continue
         if result == RenewResult.CANCEL:

@@ -14,6 +14,8 @@ import logging
 import arq.worker
 from redis.exceptions import RedisError
 
+from contract.metrics import REDIS_ERRORS
+
 log = logging.getLogger(__name__)
 
 _BACKOFF_FIRST_S = 0.1
@@ -28,6 +30,7 @@ class ResilientWorker(arq.worker.Worker):
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
             self._redis_failures += 1
+            REDIS_ERRORS.labels("poll").inc()
             delay = min(_BACKOFF_CAP_S, _BACKOFF_FIRST_S * 2 ** (self._redis_failures - 1))
             if self._redis_failures == 1:
                 log.warning("worker lost Redis (%s); polling again with backoff", type(exc).__name__)
