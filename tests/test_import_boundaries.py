@@ -15,6 +15,9 @@ import pytest
         ("contract.listing", ["fastapi", "openai", "arq", "api", "worker"]),
         ("contract.workers", ["fastapi", "openai", "arq", "api", "worker"]),
         ("contract.stats", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.logs", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.metrics", ["fastapi", "openai", "arq", "api", "worker"]),
+        ("contract.recovery", ["fastapi", "openai", "arq", "api", "worker"]),
         # The command line reads Redis through the contract: it runs where neither the API nor a worker does.
         ("cli.main", ["fastapi", "openai", "arq", "api", "worker", "demo_upstream"]),
         ("api.main", ["openai", "worker", "demo_upstream"]),

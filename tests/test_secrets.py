@@ -1,9 +1,9 @@
-"""The upstream API key never leaves the worker: not in Redis, job payloads, events, or logs."""
+"""The upstream API key never leaves the worker: not in Redis, job payloads, events, logs or metrics."""
 
 import httpx
 from redis.asyncio import Redis
 
-from tests.conftest import UPSTREAM_KEY, Stack, create_stream
+from tests.conftest import API_KEY, UPSTREAM_KEY, Stack, create_stream
 from tests.sse_client import read_events
 
 
@@ -33,4 +33,15 @@ async def test_api_key_never_reaches_redis_events_or_logs(
         assert all(needle not in (v or b"") for v in values), key
     assert scanned > 5
     for name in ("api-a", "api-b", "worker-1"):
-        assert UPSTREAM_KEY not in stack.group.log_text(name)
+        text = stack.group.log_text(name)
+        if name != "api-b":  # the streams above went through api-a only
+            assert '"stream_id":' in text, f"{name} logged no line about a stream: the check would be vacuous"
+        assert UPSTREAM_KEY not in text
+        assert API_KEY not in text, "the clients' API key reached a log"
+    # Nor the metrics: labels are codes and route templates, never values from a request.
+    async with httpx.AsyncClient(timeout=10) as http:
+        for url in (f"{stack.api_a}/metrics", f"{stack.api_b}/metrics", stack.worker_metrics):
+            text = (await http.get(url)).text
+            assert "chatrelay_" in text
+            assert UPSTREAM_KEY not in text
+            assert API_KEY not in text
