@@ -78,7 +78,7 @@ async def test_killed_worker_drops_out_and_stopped_worker_leaves_at_once(
         killed.kill()  # SIGKILL: no shutdown hook runs, the heartbeat just stops
         killed_at = time.monotonic()
         await _wait_for(client, lambda ws: _by_pid(ws, killed.pid) is None, within=5)
-        assert time.monotonic() - killed_at < 2.5
+        assert time.monotonic() - killed_at < 4  # its 1 s TTL, with room for a busy machine
         # The reader pruned the index entry of the expired hash.
         assert await redis.zscore(stack.keys.workers, killed_id) is None
         assert not await redis.exists(stack.keys.worker(killed_id))
