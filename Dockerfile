@@ -17,5 +17,6 @@ RUN pip install .
 COPY --from=frontend /src/frontend/dist frontend/dist
 RUN useradd --system --uid 10001 chatrelay
 USER chatrelay
-EXPOSE 8000
+# 8000: the API; 9101: a worker's Prometheus metrics (CHATRELAY_WORKER_METRICS_PORT).
+EXPOSE 8000 9101
 CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5", "--proxy-headers"]
