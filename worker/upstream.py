@@ -41,7 +41,9 @@ def make_client(settings: UpstreamSettings, read_timeout: float) -> openai.Async
         )
     return openai.AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "missing-api-key",
-        base_url=settings.openai_base_url,
+        # compose passes an unset OPENAI_BASE_URL as an empty string, which the SDK would take as the base URL
+        # (it reads the environment itself when given None): empty means OpenAI.
+        base_url=settings.openai_base_url or "https://api.openai.com/v1",
         timeout=timeout,
         max_retries=settings.max_retries,
     )
