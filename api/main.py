@@ -40,13 +40,14 @@ class ChatrelayApp(FastAPI):
     """FastAPI, entered through the server's own `send` for SSE responses so a reader that stops reading can
     be cut off (`api.send_timeout`): every middleware below would hide the connection behind a wrapper."""
 
-    def __init__(self, *, send_timeout_seconds: float, **kwargs: Any) -> None:
+    def __init__(self, *, send_timeout_seconds: float, socket_buffer_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.send_timeout_seconds = send_timeout_seconds
+        self.socket_buffer_bytes = socket_buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/events"):
-            send = with_send_timeout(send, self.send_timeout_seconds)
+            send = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
         await super().__call__(scope, receive, send)
 
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = ChatrelayApp(
         send_timeout_seconds=settings.sse_send_timeout_seconds,
+        socket_buffer_bytes=settings.sse_socket_buffer_bytes,
         title="chatrelay",
         summary="Streams LLM chat answers that survive reloads, network drops and redeploys.",
         lifespan=lifespan,

@@ -8,25 +8,42 @@ any disconnect and the relay gives back its hub subscription and connection slot
 """
 
 import asyncio
+import contextlib
 import logging
+import socket
+from typing import Any
 
 from starlette.types import Message, Send
 
 log = logging.getLogger("chatrelay.api.sse")
 
 
-def _abort_connection(send: Send) -> bool:
+def _transport(send: Send) -> Any:
     # uvicorn's `send` is a bound method of its request cycle, which holds the asyncio transport.
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    abort = getattr(transport, "abort", None)
+    return getattr(getattr(send, "__self__", None), "transport", None)
+
+
+def _abort_connection(send: Send) -> bool:
+    abort = getattr(_transport(send), "abort", None)
     if abort is None:
         return False
     abort()
     return True
 
 
-def with_send_timeout(send: Send, timeout_seconds: float) -> Send:
+def _limit_socket_buffer(send: Send, size: int) -> None:
+    """Cap the kernel's send buffer of this connection. Linux grows it up to 4 MiB for a reader that does
+    not read: kernel memory a stalled client would pin until the timeout, and bytes to fill before `send`
+    even starts to wait. An answer streams far slower than 64 KiB per round trip, so this costs no speed."""
+    sock = getattr(_transport(send), "get_extra_info", lambda _name: None)("socket")
+    if sock is not None and size > 0:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+def with_send_timeout(send: Send, timeout_seconds: float, socket_buffer_bytes: int = 0) -> Send:
     gone = False
+    _limit_socket_buffer(send, socket_buffer_bytes)
 
     async def send_or_drop(message: Message) -> None:
         nonlocal gone

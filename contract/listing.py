@@ -126,7 +126,8 @@ def created_after_ms(max_age_seconds: float | None = None, created_after: dateti
     """The age filter as a creation-time floor (ms since epoch); the later of the two bounds wins."""
     floors: list[int] = []
     if max_age_seconds is not None:
-        floors.append(int((time.time() - max_age_seconds) * 1000))
+        # An age past the epoch means no floor; clamping also keeps a huge age from overflowing the int.
+        floors.append(int(max(0.0, time.time() - max_age_seconds) * 1000))
     if created_after is not None:
         aware = created_after if created_after.tzinfo else created_after.replace(tzinfo=UTC)
         floors.append(int(aware.timestamp() * 1000))

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     sse_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
     # A reader whose socket accepts nothing for this long is cut off and its buffers freed.
     sse_send_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Kernel send buffer of an SSE connection (0: the kernel's own, which grows to 4 MiB for a stalled reader).
+    sse_socket_buffer_bytes: int = Field(default=65536, ge=0)
 
     # SSE relay.
     heartbeat_seconds: float = Field(default=15.0, gt=0)

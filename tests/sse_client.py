@@ -87,7 +87,7 @@ async def read_events(
     params = {"offset": offset} if offset is not None else {}
     events: list[SseEvent] = []
     comments: list[str] = []
-    async with client.stream("GET", url, headers=headers, params=params) as response:
+    async with client.stream("GET", url, headers=headers, params=params or None) as response:
         if response.status_code != 200:
             await response.aread()
             return response.status_code, events, comments

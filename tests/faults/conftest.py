@@ -85,9 +85,11 @@ def fault_stack() -> Iterator[FaultStack]:
             CHATRELAY_REDIS_OUTAGE_GRACE_SECONDS="1",
             CHATRELAY_HEARTBEAT_SECONDS="0.5",
             CHATRELAY_API_KEYS=f"faults:{API_KEY}",
-            # The scenarios run hundreds of streams as one owner.
+            # The scenarios run hundreds of streams as one owner; scenario 9 opens 2,000 connections against a
+            # cap of 500, and scenario 10 waits out the send timeout.
             CHATRELAY_MAX_ACTIVE_STREAMS_PER_OWNER="1000",
-            CHATRELAY_MAX_SSE_CONNECTIONS_PER_OWNER="5000",
+            CHATRELAY_MAX_SSE_CONNECTIONS_PER_OWNER="500",
+            CHATRELAY_SSE_SEND_TIMEOUT_SECONDS="2",
         )
         stack = FaultStack(group, redis_port, redis_url, demo_url.removesuffix("/v1"), {}, Keys(prefix))
         stack.start_worker()
