@@ -140,3 +140,15 @@ async def test_proxy_serves_the_api_but_hides_metrics(proxy: tuple[str, Path]) -
         missing = await through.get("/api/streams/AAAAAAAAAAAAAAAAAAAAAA", headers=AUTH)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
+
+
+async def test_a_browser_posts_through_the_proxy_from_its_own_origin(proxy: tuple[str, Path]) -> None:
+    """The CSRF check matches the browser's Origin against the Host the proxy passes on, port included."""
+    url, _ = proxy
+    chat = {"messages": [{"role": "user", "content": "hi"}], "model": "chatrelay-demo?tokens=3&delay_ms=0"}
+    async with httpx.AsyncClient(base_url=url, timeout=10) as browser:
+        own = await browser.post("/api/streams", json=chat, headers={"Origin": url})
+        assert own.status_code == 202, own.text
+        assert own.cookies.get("chatrelay_session")
+        foreign = await browser.post("/api/streams", json=chat, headers={"Origin": "http://127.0.0.1:1"})
+        assert foreign.status_code == 403
