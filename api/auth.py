@@ -91,6 +91,7 @@ class Authenticator:
         self._keys = parse_keys(settings.api_keys.get_secret_value())
         self._admin_keys = parse_keys(settings.admin_api_keys.get_secret_value())
         self.allow_anonymous = settings.allow_anonymous
+        self.has_admin_keys = bool(self._admin_keys)
         self.link_ttl = settings.share_link_ttl_seconds
         self.link_max_ttl = settings.share_link_max_ttl_seconds
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from tests.conftest import Stack, create_stream
+from tests.conftest import ADMIN_KEY, Stack, create_stream
 from tests.sse_client import read_events
 
 # A worker that beats often and expires fast, so a killed one is gone within about a second.
@@ -17,7 +17,9 @@ NO_METRICS = {"CHATRELAY_WORKER_METRICS_PORT": "0"}  # the stack's worker serves
 
 
 async def _workers(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await client.get("/api/workers")
+    # Hosts and pids are for operators: the stack configures an admin key, so only it sees the list.
+    assert (await client.get("/api/workers")).status_code == 404
+    response = await client.get("/api/workers", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert response.status_code == 200, response.text
     workers: list[dict[str, Any]] = response.json()["workers"]
     return workers
