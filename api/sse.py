@@ -90,11 +90,18 @@ async def _relay(
     # Replay in pages until caught up with what is stored.
     while page:
         SSE_REPLAYED.inc(len(page))
+        # One write per page, not per event: a storm of resumes replays thousands of events per client (issue 5).
+        replayed: list[bytes] = []
+        ended = False
         for entry in page:
-            yield frame(entry)
+            replayed.append(frame(entry))
             last = entry[0]
             if is_terminal_entry(entry[1]):
-                return
+                ended = True
+                break
+        yield b"".join(replayed)
+        if ended:
+            return
         page = await store.read_after(stream_id, last) if len(page) >= 1000 else []
 
     key = store.keys.events(stream_id).encode()

@@ -36,6 +36,7 @@ class Chat:
     accepted_at: float | None = None  # chatrelay: the 202 arrived
     reply: Reply | None = None
     error: str | None = None
+    headers: dict[str, str] | None = None  # chatrelay: the owner's API key
 
 
 @dataclass
@@ -55,6 +56,7 @@ class LoadResult:
     measured_chats: int
     errors: int
     mismatches: int
+    resets: int  # chats whose answer was retried after a lost worker (a `reset` event); still checked exactly
     tokens: int
     duration_s: float
     mean_concurrency: float
@@ -76,6 +78,7 @@ class LoadResult:
             "measured_chats": self.measured_chats,
             "errors": self.errors,
             "mismatches": self.mismatches,
+            "resets": self.resets,
             "tokens": self.tokens,
             "duration_s": round(self.duration_s, 2),
             "added_latency_ms": self.latency_ms,
@@ -94,14 +97,15 @@ def _messages(seed: int) -> list[dict[str, str]]:
 
 
 async def chatrelay_chat(client: HttpClient, model: str, chat: Chat) -> None:
-    created = await client.fetch("POST", "/api/streams", {"messages": _messages(chat.seed), "model": model})
+    request = {"messages": _messages(chat.seed), "model": model}
+    created = await client.fetch("POST", "/api/streams", request, chat.headers)
     chat.sent_at, chat.accepted_at = created.sent_at, created.headers_at
     if created.status != 202:
         raise RuntimeError(f"POST /api/streams answered {created.status}: {created.body[:200]!r}")
     body = created.json()
     assert isinstance(body, dict)
     chat.chat_id = str(body["id"])
-    chat.reply = await client.fetch("GET", f"/api/streams/{chat.chat_id}/events")
+    chat.reply = await client.fetch("GET", f"/api/streams/{chat.chat_id}/events", None, chat.headers)
 
 
 async def naive_chat(client: HttpClient, model: str, chat: Chat) -> None:
@@ -193,7 +197,7 @@ async def run_load(
     redis: Redis | None = None,
     keys: Keys | None = None,
     ttft_ms: float = 100.0,
-    headers: dict[str, str] | None = None,
+    owners: list[dict[str, str]] | None = None,
 ) -> LoadResult:
     """Open-loop Poisson arrivals at the rate that keeps `concurrency` chats open on average (Little's law),
     for `duration_s`; chats that started in the first chat length are warm-up and not measured."""
@@ -201,7 +205,7 @@ async def run_load(
     chat_seconds = (ttft_ms + (tokens - 1) * delay_ms) / 1000
     rate = concurrency / chat_seconds
     warmup = min(chat_seconds, duration_s / 3)
-    client = HttpClient(base_url, headers)
+    client = HttpClient(base_url)
     run: Callable[[HttpClient, str, Chat], Awaitable[None]] = chatrelay_chat if design == CHATRELAY else naive_chat
     chats: list[Chat] = []
     tasks: list[asyncio.Task[None]] = []
@@ -238,7 +242,7 @@ async def run_load(
             await asyncio.sleep(delay)
         if due < warmup:
             measured_from += 1
-        chat = Chat("", seed * 1_000_000 + len(chats))
+        chat = Chat("", seed * 1_000_000 + len(chats), headers=owners[len(chats) % len(owners)] if owners else None)
         chats.append(chat)
         tasks.append(asyncio.create_task(one(chat)))
     await asyncio.gather(*tasks)
@@ -250,7 +254,7 @@ async def run_load(
     metas = await fetch_metas(redis, keys, ids) if design == CHATRELAY and redis and keys else {}
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
-    errors, mismatches, total_tokens = 0, 0, 0
+    errors, mismatches, total_tokens, resets = 0, 0, 0, 0
     examples: list[str] = []
     for index, chat in enumerate(chats):
         record = records.get(chat.chat_id)
@@ -260,13 +264,18 @@ async def run_load(
             continue
         outcome = analyse(chat, record, metas.get(chat.chat_id))
         total_tokens += outcome.tokens
+        events = chat.reply.events
+        resets += any(e.event == b"reset" for e in events)
         if not outcome.exact:
-            if chat.reply.complete and record.get("finished"):
+            last = events[-1] if events else None
+            if chat.reply.complete and last is not None and last.event == b"done" and record.get("finished"):
                 mismatches += 1
                 examples.append(f"{chat.chat_id}: the reassembled answer differs from the upstream text")
             else:
+                # Not a wrong answer but a failed one (an overloaded worker's lease expired twice: worker_lost).
                 errors += 1
-                examples.append(f"{chat.chat_id}: incomplete (HTTP {chat.reply.status})")
+                ended = f"{last.event.decode()} {last.data[:120].decode(errors='replace')}" if last else "nothing"
+                examples.append(f"{chat.chat_id}: HTTP {chat.reply.status}, ended with {ended}")
             continue
         if index < measured_from:
             continue
@@ -281,6 +290,7 @@ async def run_load(
         measured_chats=len(chats) - measured_from,
         errors=errors,
         mismatches=mismatches,
+        resets=resets,
         tokens=total_tokens,
         duration_s=elapsed,
         mean_concurrency=sum(steady) / len(steady),

@@ -10,8 +10,8 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.client import HttpClient, Reply, _Connection
-from bench.load import assemble, demo_model, fetch_records
-from bench.stack import Stack, rss_bytes
+from bench.load import NAIVE, Chat, assemble, chatrelay_chat, demo_model, fetch_records, naive_chat
+from bench.stack import Stack, cpu_seconds, rss_bytes
 from bench.stats import summarize
 
 
@@ -221,3 +221,33 @@ async def idle_sse_naive(stack: Stack, count: int) -> dict[str, Any]:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+async def relay_cpu(stack: Stack, design: str, chats: int, tokens: int, window_s: float) -> dict[str, Any]:
+    """CPU per token of steady streaming alone: `chats` answers at 30 tokens/s are all open, and the CPU of each
+    process is read over a window in which no chat starts or ends (no POST, no new SSE response)."""
+    naive = design == NAIVE
+    client = HttpClient(stack.naive_url if naive else stack.api_url)
+    owners = stack.owners()
+    model = demo_model(tokens, 1000 / 30, 0, 11)
+    runs = [Chat("", i, headers=None if naive else owners[i % len(owners)]) for i in range(chats)]
+    run = naive_chat if naive else chatrelay_chat
+    tasks = [asyncio.create_task(run(client, model, chat)) for chat in runs]
+    await asyncio.sleep(2.0)  # every chat is streaming by now
+    names = ("naive",) if naive else ("api", "redis", *(n for n in stack.pids if n.startswith("worker")))
+    t0 = time.time()
+    before = {n: cpu_seconds(stack.pids[n]) for n in names}
+    await asyncio.sleep(window_s)
+    after = {n: cpu_seconds(stack.pids[n]) for n in names}
+    t1 = time.time()
+    await asyncio.gather(*tasks)
+    records = await fetch_records(stack.demo_url, [c.chat_id for c in runs])
+    emitted = sum(1 for r in records.values() for _, at in r["emits"] if t0 <= at < t1)
+    exact = sum(1 for c in runs if c.reply and records.get(c.chat_id, {}).get("sent_text") == assemble(c.reply)[0])
+    return {
+        "chats": chats,
+        "window_s": window_s,
+        "tokens_in_window": emitted,
+        "exact": exact,
+        "cpu_us_per_token": {n: round((after[n] - before[n]) * 1e6 / max(1, emitted), 1) for n in names},
+    }

@@ -81,42 +81,36 @@ def rows(result: dict[str, Any]) -> list[Row]:
             _met(ck >= 2 * nk if nk else None),
         )
     )
-    ccpu, ncpu = c.get("cpu_us_per_token", {}), n.get("cpu_us_per_token", {})
-    api, naive_app = ccpu.get("api"), ncpu.get("naive")
-    out.append(
+    steady = result["steady_streaming"]
+    for label, ccpu, ncpu in (
         (
-            "CPU per token: API process / the naive app (µs)",
-            "≤ 30 (API)",
-            _num(api),
-            _num(naive_app),
-            _ratio(api, naive_app),
-            _met(None if api is None else api <= 30),
-        )
-    )
-    workers = sum(v for name, v in ccpu.items() if name.startswith("worker")) if ccpu else None
-    out.append(("CPU per token: worker (µs)", "—", _num(workers), "(in the app)", "—", "—"))
-    out.append(("CPU per token: Redis (µs)", "—", _num(ccpu.get("redis")), "0 (none)", "—", "—"))
-    total_c = (api or 0) + (workers or 0) + (ccpu.get("redis") or 0)
-    out.append(
+            f"K={HEADLINE_K} load, chats starting and ending",
+            c.get("cpu_us_per_token", {}),
+            n.get("cpu_us_per_token", {}),
+        ),
         (
-            "CPU per token: all server processes, upstream excluded (µs)",
-            "—",
-            _num(total_c),
-            _num(naive_app),
-            _ratio(total_c, naive_app),
-            "—",
+            f"steady streaming of {steady[CHATRELAY]['chats']} open chats",
+            steady[CHATRELAY]["cpu_us_per_token"],
+            steady[NAIVE]["cpu_us_per_token"],
+        ),
+    ):
+        api, naive_app = ccpu.get("api"), ncpu.get("naive")
+        workers = sum(v for name, v in ccpu.items() if name.startswith("worker")) if ccpu else None
+        redis_cpu = ccpu.get("redis")
+        total = (api or 0) + (workers or 0) + (redis_cpu or 0)
+        cells = f"API {_num(api)}, worker {_num(workers)}, Redis {_num(redis_cpu)}; total {_num(total)}"
+        out.append(
+            (
+                f"CPU per token (µs), {label}: API process / the naive app",
+                "≤ 30 (API)",
+                cells,
+                _num(naive_app),
+                _ratio(total, naive_app),  # all of chatrelay's server processes against the one naive app
+                _met(None if api is None else api <= 30),
+            )
         )
-    )
-    out.append(
-        (
-            "CPU per token: demo upstream, same in both (µs)",
-            "—",
-            _num(ccpu.get("demo")),
-            _num(ncpu.get("demo")),
-            "—",
-            "—",
-        )
-    )
+    demo_c, demo_n = c.get("cpu_us_per_token", {}).get("demo"), n.get("cpu_us_per_token", {}).get("demo")
+    out.append(("CPU per token: the demo upstream, the same in both (µs)", "—", _num(demo_c), _num(demo_n), "—", "—"))
     rc = c.get("redis_commands", {})
     out.append(
         (

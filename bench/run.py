@@ -34,10 +34,14 @@ class Plan:
     storm_clients: int
     idle_chatrelay: int
     idle_naive: int
+    relay_tokens: int  # per chat in the steady-streaming CPU probe (100 chats)
+    relay_window_s: float
 
 
-FULL = Plan("full", (50, 100, 150, 200, 300, 400, 500, 600, 800), 14.0, 420.0, 90, 1000, 30, 1000, 10_000, 1000)
-QUICK = Plan("quick", (50, 100), 5.0, 30.0, 45, 1000, 5, 200, 500, 100)
+FULL = Plan(
+    "full", (50, 100, 150, 200, 300, 400, 500, 600, 800), 14.0, 420.0, 90, 1000, 30, 1000, 10_000, 1000, 300, 6.0
+)
+QUICK = Plan("quick", (50, 100), 5.0, 30.0, 45, 1000, 5, 200, 500, 100, 150, 2.0)
 
 DELAY_MS = 1000 / 30  # 30 tokens/s per chat
 TTFT_MS = 100.0
@@ -59,7 +63,7 @@ async def _point(
     url = stack.naive_url if design == NAIVE else stack.api_url
     result = await run_load(
         design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
-        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, headers=None if design == NAIVE else stack.auth,
+        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=None if design == NAIVE else stack.owners(),
     )  # fmt: skip
     after = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
     cmds = probes.commands_delta(before_cmds, await probes.commandstats(redis))
@@ -70,7 +74,7 @@ async def _point(
             "total": sum(cmds.values()),
             "per_chat": round(sum(cmds.values()) / done, 1),
             "per_token": round(sum(cmds.values()) / max(1, result.tokens), 2),
-            "by_command_per_chat": {name: round(calls / done, 2) for name, calls in list(cmds.items())[:12]},
+            "by_command_per_chat": {name: round(calls / done, 2) for name, calls in cmds.items()},
         }
     return result, extra
 
@@ -127,10 +131,16 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         # Warm both designs up (imports, connection pools) before anything is measured.
         for design, url in ((NAIVE, stack.naive_url), (CHATRELAY, stack.api_url)):
             await run_load(
-                design, url, stack.demo_url, 20, 20, DELAY_MS, 2.0, 1, redis, stack.keys, TTFT_MS, stack.auth
+                design, url, stack.demo_url, 20, 20, DELAY_MS, 2.0, 1, redis, stack.keys, TTFT_MS, stack.owners()
             )
         swept = await sweep(stack, redis, plan, log)
         log(f"sweep done in {swept['seconds']} s; largest K: {swept['largest_k']}")
+
+        relay = {
+            d: await probes.relay_cpu(stack, d, HEADLINE_K, plan.relay_tokens, plan.relay_window_s)
+            for d in (NAIVE, CHATRELAY)
+        }
+        log(f"steady streaming CPU µs/token: {relay}")
 
         answer = await probes.finished_answer(stack, redis, client, plan.answer_tokens)
         log(f"finished answer: {answer['events']} events, {answer['bytes']} bytes in Redis, exact {answer['exact']}")
@@ -150,6 +160,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
     all_points = swept["points"][NAIVE] + swept["points"][CHATRELAY]
     mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
     mismatches += storm["clients"] - storm["exact"] - storm["failed"]
+    mismatches += sum(r["chats"] - r["exact"] for r in relay.values())
     load1, load5, _ = os.getloadavg()
     return {
         "plan": plan.name,
@@ -166,6 +177,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         },
         "load": {"tokens_per_chat": plan.tokens, "tokens_per_second": 30, "ttft_ms": TTFT_MS},
         "sweep": swept,
+        "steady_streaming": relay,
         "redis_memory_per_chat": answer,
         "resume": resume,
         "storm": storm,

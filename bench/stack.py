@@ -13,6 +13,9 @@ from contract.keys import Keys
 
 # The per-owner limits and the queue depth cap (issue 4) guard a shared service; the load client is one owner.
 GENEROUS = "1000000"
+# Chats come from this many owners (API keys) in turn, so that no owner holds hundreds of streams at once: the
+# per-owner bookkeeping then costs what it would with many users, not what one user with all of them would.
+OWNERS = 200
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -48,13 +51,17 @@ class Stack:
     api_url: str
     keys: Keys
     workers: int
-    api_key: str
+    api_keys: list[str]
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
-        """Headers for every request to the chatrelay API (unknown to an API without keys: then ignored)."""
-        return {"Authorization": f"Bearer {self.api_key}"}
+        """Headers for the probes' requests to the chatrelay API: the first owner's key."""
+        return {"Authorization": f"Bearer {self.api_keys[0]}"}
+
+    def owners(self) -> list[dict[str, str]]:
+        """One header set per owner: the load spreads its chats over them, as many users' chats would be."""
+        return [{"Authorization": f"Bearer {key}"} for key in self.api_keys]
 
     def cpu(self) -> dict[str, float]:
         return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -70,14 +77,14 @@ def start_stack(workers: int = 1, upstream_delay_ms: float = 33.3) -> Stack:
         redis_url = group.start_redis(redis_port)
         demo_v1 = group.start_demo(free_port(), delay_ms=upstream_delay_ms, ttft_ms=0)
         prefix = "bench-" + secrets.token_hex(4)
-        api_key = "bench-" + secrets.token_urlsafe(24)
+        api_keys = ["bench-" + secrets.token_urlsafe(24) for _ in range(OWNERS)]
         group.env.update(
             REDIS_URL=redis_url,
             CHATRELAY_KEY_PREFIX=prefix,
             OPENAI_BASE_URL=demo_v1,
             OPENAI_API_KEY="sk-bench-" + secrets.token_hex(8),
             OPENAI_MODEL="chatrelay-demo",
-            CHATRELAY_API_KEYS=f"bench:{api_key}",
+            CHATRELAY_API_KEYS=",".join(f"bench{i}:{key}" for i, key in enumerate(api_keys)),
             CHATRELAY_SECRET_KEY=secrets.token_urlsafe(32),
             CHATRELAY_WORKER_METRICS_PORT="0",  # several stacks may share the machine
             # Warnings only, as the naive app runs (uvicorn --log-level warning): log lines are not the subject.
@@ -108,5 +115,5 @@ def start_stack(workers: int = 1, upstream_delay_ms: float = 33.3) -> Stack:
     pids = {name: proc.pid for name, proc in group.procs.items()}
     pids["redis"] = pids.pop(f"redis-{redis_port}")
     return Stack(
-        group, redis_url, demo_v1.removesuffix("/v1"), naive_url, api_url, Keys(prefix), workers, api_key, pids
+        group, redis_url, demo_v1.removesuffix("/v1"), naive_url, api_url, Keys(prefix), workers, api_keys, pids
     )

@@ -39,6 +39,8 @@ def test_bench_quick_run_is_exact_and_reports_every_figure(tmp_path: Path) -> No
     chatrelay = next(p for p in result["sweep"]["points"]["chatrelay"] if p["target_concurrency"] == 100)
     assert {"api", "worker-1", "redis"} <= set(chatrelay["cpu_us_per_token"])
     assert chatrelay["redis_commands"]["per_chat"] > 0
+    assert result["steady_streaming"]["chatrelay"]["cpu_us_per_token"]["api"] > 0
+    assert result["steady_streaming"]["naive"]["tokens_in_window"] > 0
     memory = result["redis_memory_per_chat"]
     assert memory["exact"] is True
     assert memory["bytes"] > 0
