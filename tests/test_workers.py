@@ -50,13 +50,18 @@ async def test_workers_lists_the_stack_worker_with_job_counts(client: httpx.Asyn
     slow = await create_stream(client, model="chatrelay-demo?tokens=400&delay_ms=10")
     running = await _wait_for(client, lambda ws: (_by_pid(ws, pid) or {}).get("jobs_running", 0) >= 1)
     assert _by_pid(running, pid) is not None
-    await client.post(f"/api/streams/{slow}/cancel")
+    assert (await client.post(f"/api/streams/{slow}/cancel", json={})).status_code == 202
     quick = await create_stream(client, model="chatrelay-demo?tokens=5")
     await read_events(client, f"/api/streams/{quick}/events")
 
     # The stack worker beats every 2 s (the default): both jobs show up as done by then.
+    # Streams of earlier tests may still be running on the shared worker: wait for it to be idle too.
     after = await _wait_for(
-        client, lambda ws: (_by_pid(ws, pid) or {}).get("jobs_done", 0) >= before["jobs_done"] + 2, within=10
+        client,
+        lambda ws: (
+            (w := _by_pid(ws, pid) or {}).get("jobs_done", 0) >= before["jobs_done"] + 2 and w.get("jobs_running") == 0
+        ),
+        within=20,
     )
     worker = _by_pid(after, pid)
     assert worker is not None
