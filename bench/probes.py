@@ -13,6 +13,7 @@ from bench.client import HttpClient, Reply, _Connection
 from bench.load import NAIVE, Chat, assemble, chatrelay_chat, demo_model, fetch_records, naive_chat
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from bench.stats import summarize
+from cli.processes import free_port
 
 
 async def commandstats(redis: Redis) -> dict[str, int]:
@@ -135,31 +136,43 @@ async def reconnect_storm(client: HttpClient, answer: dict[str, Any], clients: i
 async def _open_many(
     open_one: Any, count: int, parallel: int, pid: int, steps: int
 ) -> tuple[list[_Connection], list[tuple[int, int]]]:
-    """Open `count` connections (at most `parallel` at a time), sampling the server's RSS `steps` times."""
+    """Open a warm-up tenth, then `count` connections in `steps` batches (at most `parallel` at a time), sampling
+    the server's RSS after each batch."""
     conns: list[_Connection] = []
-    samples = [(0, rss_bytes(pid))]
     limit = asyncio.Semaphore(parallel)
 
     async def one() -> None:
         async with limit:
             conns.append(await open_one())
 
+    async def batch(size: int) -> None:
+        await asyncio.gather(*(one() for _ in range(size)))
+        await asyncio.sleep(0.5)  # let the server settle (the relays reach their idle wait)
+
+    await batch(max(1, count // 10))  # first-use allocations (buffers, caches) are not per connection
+    samples = [(len(conns), rss_bytes(pid))]
     step = max(1, count // steps)
     for begin in range(0, count, step):
-        await asyncio.gather(*(one() for _ in range(min(step, count - begin))))
-        await asyncio.sleep(0.5)  # let the server settle (the relays reach their idle wait)
+        await batch(min(step, count - begin))
         samples.append((len(conns), rss_bytes(pid)))
     return conns, samples
 
 
 def _per_connection(samples: list[tuple[int, int]]) -> float:
-    (n0, rss0), (n1, rss1) = samples[0], samples[-1]
-    return (rss1 - rss0) / max(1, n1 - n0)
+    """The least-squares slope of RSS against open connections: bytes per connection."""
+    n = len(samples)
+    mean_x = sum(x for x, _ in samples) / n
+    mean_y = sum(y for _, y in samples) / n
+    var = sum((x - mean_x) ** 2 for x, _ in samples)
+    return sum((x - mean_x) * (y - mean_y) for x, y in samples) / var if var else float("nan")
 
 
-async def idle_sse_chatrelay(stack: Stack, client: HttpClient, count: int) -> dict[str, Any]:
+async def idle_sse_chatrelay(stack: Stack, count: int) -> dict[str, Any]:
     """`count` SSE connections following one running stream that sends nothing (the model has not answered yet):
-    the API process's RSS growth per connection."""
+    the RSS growth per connection of an API process started for this alone (the load's leftovers would blur it)."""
+    url = stack.group.start_api(free_port(), "api-idle")
+    pid = stack.group.procs["api-idle"].pid
+    client = HttpClient(url, stack.auth)
     stream_id = await create_chat(client, "chatrelay-demo?ttft_ms=3600000&tokens=5")
     await wait_status(client, stream_id, {"running"})
     path = f"/api/streams/{stream_id}/events"
@@ -173,7 +186,7 @@ async def idle_sse_chatrelay(stack: Stack, client: HttpClient, count: int) -> di
     started = time.monotonic()
     conns: list[_Connection] = []
     try:
-        conns, samples = await _open_many(open_one, count, 200, stack.pids["api"], 5)
+        conns, samples = await _open_many(open_one, count, 200, pid, 5)
         opened_s = time.monotonic() - started
         live = sum(1 for c in conns if not c.finished.done())
     finally:
@@ -185,6 +198,7 @@ async def idle_sse_chatrelay(stack: Stack, client: HttpClient, count: int) -> di
                 await asyncio.gather(*(c.finished for c in conns))
         for c in conns:
             c.close()
+        stack.group.stop("api-idle")
     ended = sum(1 for c in conns if c.reply.events and c.reply.events[-1].event == b"cancelled")
     return {
         "connections": len(conns),
