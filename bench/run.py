@@ -175,7 +175,9 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         log(f"storm: {storm}")
         idle_naive = await probes.idle_sse_naive(stack, plan.idle_naive)
         log(f"idle naive: {idle_naive['connections']} at {idle_naive['bytes_per_connection']} B each")
-        idle = await probes.idle_sse_chatrelay(stack, plan.idle_chatrelay)
+        # Each connection is a file descriptor here and in the API (plus the warm-up tenth): stay under the limit.
+        idle_count = min(plan.idle_chatrelay, int((fd_limit - 1000) / 1.1))
+        idle = await probes.idle_sse_chatrelay(stack, idle_count)
         log(f"idle chatrelay: {idle['connections']} at {idle['bytes_per_connection']} B each")
     finally:
         await redis.aclose()
