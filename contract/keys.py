@@ -46,6 +46,11 @@ class Keys:
         return f"{self.prefix}:control"
 
     @property
+    def queue_wake(self) -> str:
+        """Pub/sub channel on which every enqueue wakes the workers' queue poll at once."""
+        return f"{self.prefix}:queue:wake"
+
+    @property
     def queue(self) -> str:
         """The arq queue (a sorted set of job ids) the worker takes generations from."""
         return f"{self.prefix}:queue"

@@ -27,3 +27,5 @@ async def enqueue_generation(queue: ArqRedis, keys: Keys, stream_id: str, attemp
     await queue.enqueue_job(
         GENERATE_JOB, stream_id, attempt, _job_id=job_id(stream_id, attempt), _queue_name=keys.queue
     )
+    # Workers take the job now instead of at their next poll (`worker.wake`); the poll stays as the safety net.
+    await queue.publish(keys.queue_wake, b"1")

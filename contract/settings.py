@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     redis_outage_grace_seconds: float = Field(default=15.0, gt=0)
 
     # Worker.
-    queue_poll_seconds: float = Field(default=0.02, gt=0)
+    # Every enqueue wakes the workers at once (`worker.wake`); the poll is the safety net behind it.
+    queue_poll_seconds: float = Field(default=0.25, gt=0)
     coalesce_window_ms: float = Field(default=0.0, ge=0)
     max_concurrent_jobs: int = Field(default=50, ge=1)
     upstream_read_timeout_seconds: float = Field(default=60.0, gt=0)

@@ -14,14 +14,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contract.metrics import REDIS_ERRORS
+from worker.wake import wake_poll
 
 log = logging.getLogger(__name__)
 
 
 class CancelListener:
-    def __init__(self, redis: "Redis", channel: str) -> None:
+    """Also listens on the queue's wake channel (one pub/sub connection per worker for both)."""
+
+    def __init__(self, redis: "Redis", channel: str, wake_channel: str | None = None) -> None:
         self._redis = redis
         self._channel = channel
+        self._wake_channel = wake_channel.encode() if wake_channel else None
         self._events: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -45,8 +49,11 @@ class CancelListener:
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self._channel)
+                    await pubsub.subscribe(self._channel, *([self._wake_channel] if self._wake_channel else []))
                     async for message in pubsub.listen():
+                        if message["channel"] == self._wake_channel:
+                            wake_poll()
+                            continue
                         event = self._events.get(message["data"].decode())
                         if event is not None:
                             event.set()
