@@ -2,7 +2,7 @@
 
 - Active streams per owner: an owner's queued and running streams, counted in `Keys.owner_active`. A new
   stream is added first and counted after, so two concurrent requests can never both slip past the limit.
-- Queue depth: the arq queue's length (answers waiting for a worker).
+- Queue depth: the arq queue's length (answers waiting for a worker), read in the same round trip.
 - SSE connections per owner: one member per open connection in `Keys.owner_sse`, scored by the time the
   connection's maximum lifetime ends (plus a minute), so slots of a crashed process lapse by themselves.
 """
@@ -39,11 +39,6 @@ class Admission:
         self.sse_slot_seconds = sse_lifetime_seconds + 60
         self.ttl_seconds = ttl_seconds
 
-    async def check_queue(self) -> None:
-        depth: int = await self.redis.zcard(self.keys.queue)
-        if depth >= self.max_queue_depth:
-            raise QueueFullError(f"{depth} answers are waiting for a worker, the most the queue takes; retry later", 5)
-
     async def _prune_finished(self, owner: str) -> None:
         key = self.keys.owner_active(owner)
         ids: list[bytes] = await self.redis.zrange(key, 0, -1)
@@ -59,17 +54,31 @@ class Admission:
         if finished:
             await self.redis.zrem(key, *finished)
 
-    async def claim_active(self, owner: str, stream_id: str) -> None:
-        """Count `stream_id` as one of `owner`'s active streams, or raise 429 if that is one too many."""
-        await self._prune_finished(owner)
+    async def _claim(self, owner: str, stream_id: str) -> tuple[int, int]:
+        """Add `stream_id` to the owner's active set; (queue depth, owner's count including it), one round trip."""
         key = self.keys.owner_active(owner)
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self.keys.queue)
             pipe.zadd(key, {stream_id: time.time()})
             pipe.zcard(key)
             pipe.expire(key, self.ttl_seconds)
-            _, count, _ = await pipe.execute()
-        if count > self.max_active_per_owner:
-            await self.redis.zrem(key, stream_id)
+            depth, _, count, _ = await pipe.execute()
+        return int(depth), int(count)
+
+    async def admit(self, owner: str, stream_id: str) -> None:
+        """Count `stream_id` as one of `owner`'s active streams, or raise: 503 when the queue is full, 429 when
+        the owner has too many. Ended streams leave the owner's set only when the count reaches the limit (then
+        they are pruned and it is counted again), so the usual admission is one round trip."""
+        depth, count = await self._claim(owner, stream_id)
+        if depth < self.max_queue_depth and count > self.max_active_per_owner:
+            await self._prune_finished(owner)
+            depth, count = await self._claim(owner, stream_id)
+        if depth >= self.max_queue_depth or count > self.max_active_per_owner:
+            await self.release_active(owner, stream_id)
+            if depth >= self.max_queue_depth:
+                raise QueueFullError(
+                    f"{depth} answers are waiting for a worker, the most the queue takes; retry later", 5
+                )
             raise TooManyRequestsError(
                 f"at most {self.max_active_per_owner} answers may be queued or running at once for one owner; "
                 "wait for one to finish or cancel one",

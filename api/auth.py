@@ -179,7 +179,8 @@ class Authenticator:
         return Caller(owner=owner)
 
 
-def get_caller(request: Request, response: Response) -> Caller:
+async def get_caller(request: Request, response: Response) -> Caller:
+    # async, as `api.deps.get_state`: no thread-pool handoff per request.
     auth: Authenticator = request.app.state.chatrelay.auth
     return auth.resolve(request, response)
 

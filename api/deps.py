@@ -23,7 +23,8 @@ class AppState:
     admission: Admission
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread handoff on every request.
     state: AppState = request.app.state.chatrelay
     return state
 

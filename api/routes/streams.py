@@ -71,10 +71,9 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
     _check_limits(body, state)
     if caller.owner is None:
         raise NotFoundError("a share link only reads its own stream")
-    await state.admission.check_queue()
     stream_id = new_stream_id()
     bind_stream(stream_id)
-    await state.admission.claim_active(caller.owner, stream_id)
+    await state.admission.admit(caller.owner, stream_id)
     model = body.model or state.settings.openai_model
     try:
         await state.store.create(
