@@ -44,10 +44,16 @@ def _limit_socket_buffer(send: Send, size: int) -> None:
 def with_send_timeout(send: Send, timeout_seconds: float, socket_buffer_bytes: int = 0) -> Send:
     gone = False
     _limit_socket_buffer(send, socket_buffer_bytes)
+    # uvicorn's flow control: its `send` waits only while the transport is paused for writing. While it is not,
+    # a send cannot block, so the timer (a scheduled callback per send) is skipped on the hot path.
+    flow = getattr(getattr(send, "__self__", None), "flow", None)
 
     async def send_or_drop(message: Message) -> None:
         nonlocal gone
         if gone:
+            return
+        if flow is not None and not flow.write_paused:
+            await send(message)
             return
         try:
             async with asyncio.timeout(timeout_seconds):
