@@ -24,8 +24,8 @@ SSE_EVENTS = Counter(
 )
 SSE_ENDED = Counter(
     "chatrelay_sse_ended",
-    "SSE responses ended, by reason: terminal event, closed (client gone or lifetime), overflow (reader too "
-    "slow), redis_unavailable.",
+    "SSE responses ended, by reason: terminal event, closed (client gone), lifetime (maximum reached), "
+    "overflow (reader too slow), redis_unavailable.",
     ["reason"],
 )
 HUB_LAG = Histogram(

@@ -6,10 +6,12 @@ stream would make a reconnecting client skip real events (NVIDIA aiq#272).
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import anyio
+from redis.exceptions import RedisError
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
@@ -45,20 +47,34 @@ async def relay(
     initial: list[RawEntry],
     heartbeat_seconds: float,
     retry_ms: int,
+    max_lifetime_seconds: float = float("inf"),
+    on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """`_relay`, counted in the metrics, with one log line when the response ends."""
+    """`_relay`, counted in the metrics, ended after the maximum connection lifetime (the client resumes from its
+    last event id), with one log line and `on_close` (the connection slot given back) however it ends."""
     SSE_CONNECTIONS.inc()
     if after != b"0-0":
         SSE_RESUMES.inc()
     reason, last = "closed", b""
+    deadline = asyncio.get_running_loop().time() + max_lifetime_seconds
     inner = _relay(store, hub, stream_id, after, initial, heartbeat_seconds, retry_ms)
     try:
         async for chunk in inner:
             last = chunk
             yield chunk
-        reason = _end_reason(last)
+            if asyncio.get_running_loop().time() >= deadline:
+                reason = "lifetime"
+                break
+        else:
+            reason = _end_reason(last)
     finally:
-        await inner.aclose()  # now, not when collected: its `finally` gives the hub subscription back
+        # Shielded: after a disconnect this runs inside the cancelled request task, where any await would be
+        # cancelled again before the hub subscription and the slot are given back.
+        with anyio.CancelScope(shield=True):
+            await inner.aclose()
+            if on_close is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await on_close()
         SSE_CONNECTIONS.dec()
         SSE_ENDED.labels(reason).inc()
         log.info("SSE response ended (%s) after offset %s", reason, after.decode())

@@ -1,14 +1,11 @@
 """`/api/streams`: create a chat answer, read it as SSE (with resume), inspect it, list, cancel."""
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-import anyio
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -192,27 +189,18 @@ async def read_stream_events(
         return Response(status_code=204)
     s = state.settings
     slot = await state.admission.open_sse(caller.limit_key)
-    body = relay(state.store, state.hub, stream_id, after, initial, s.heartbeat_seconds, s.sse_retry_ms)
-    return SseResponse(_bounded(body, state, caller.limit_key, slot), headers=SSE_HEADERS)
-
-
-async def _bounded(
-    body: AsyncGenerator[bytes, None], state: StateDep, limit_key: str, slot: str
-) -> AsyncIterator[bytes]:
-    """The relay, ended after the maximum connection lifetime (the client resumes from its last event id), and
-    its connection slot given back however it ends."""
-    deadline = asyncio.get_running_loop().time() + state.settings.sse_max_lifetime_seconds
-    try:
-        async for chunk in body:
-            yield chunk
-            if asyncio.get_running_loop().time() >= deadline:
-                return
-    finally:
-        # Shielded: on a disconnect this runs inside the cancelled request task, where any await would be
-        # cancelled again before the slot is given back.
-        with anyio.CancelScope(shield=True), contextlib.suppress(RedisError, OSError):
-            await body.aclose()
-            await state.admission.close_sse(limit_key, slot)
+    body = relay(
+        state.store,
+        state.hub,
+        stream_id,
+        after,
+        initial,
+        s.heartbeat_seconds,
+        s.sse_retry_ms,
+        max_lifetime_seconds=s.sse_max_lifetime_seconds,
+        on_close=lambda: state.admission.close_sse(caller.limit_key, slot),
+    )
+    return SseResponse(body, headers=SSE_HEADERS)
 
 
 @router.post("/{stream_id}/cancel", status_code=202, response_model=CancelAccepted)
