@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from contract.events import TERMINAL_TYPE_BYTES, CancelledEvent, encode_event
 from contract.keys import Keys
@@ -196,6 +197,16 @@ class CancelResult(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Append:
+    """The arguments of one `StreamStore.append`, for `StreamStore.append_many`."""
+
+    stream_id: str
+    attempt: int
+    chars: int
+    entries: Sequence[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
 class NewStream:
     stream_id: str
     request_json: bytes
@@ -290,15 +301,42 @@ class StreamStore:
         )
         return TakeoverResult(result.decode()), int(attempt)
 
+    def _append_call(self, append: Append) -> tuple[list[str], list[bytes | int]]:
+        """KEYS and ARGV of `_APPEND`."""
+        args: list[bytes | int] = [append.attempt, append.chars]
+        for event_type, data in append.entries:
+            args += [event_type, data]
+        return [self.keys.meta(append.stream_id), self.keys.events(append.stream_id)], args
+
     async def append(
         self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]
     ) -> AppendResult:
         """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled."""
-        args: list[bytes | int] = [attempt, chars]
-        for event_type, data in entries:
-            args += [event_type, data]
-        result = await self._append(keys=[self.keys.meta(stream_id), self.keys.events(stream_id)], args=args)
+        keys, args = self._append_call(Append(stream_id, attempt, chars, entries))
+        result = await self._append(keys=keys, args=args)
         return AppendResult(result.decode())
+
+    async def append_many(self, appends: Sequence[Append]) -> list[AppendResult | ResponseError]:
+        """`append` for several streams in one round trip: a pipeline, not a transaction (each script is atomic on
+        its own). A script that failed gives its error in its place; a connection error raises."""
+        results: list[AppendResult | ResponseError] = [AppendResult.OK] * len(appends)
+        todo = list(range(len(appends)))
+        # EVALSHA, not the Script object called with `client=pipe`: redis-py then sends SCRIPT EXISTS before
+        # every pipeline, a second round trip per batch. NOSCRIPT (Redis restarted or SCRIPT FLUSH) means the
+        # script did not run, so those appends are sent again once after loading it.
+        for retry in (False, True):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = self._append_call(appends[i])
+                    pipe.evalsha(self._append.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+                replies = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(todo, replies, strict=True):
+                results[i] = reply if isinstance(reply, ResponseError) else AppendResult(reply.decode())
+            todo = [i for i, reply in zip(todo, replies, strict=True) if isinstance(reply, NoScriptError)]
+            if not todo or retry:
+                break
+            await self.redis.script_load(_APPEND)
+        return results
 
     async def finish(
         self,

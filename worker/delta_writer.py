@@ -1,21 +1,22 @@
 """Adaptive coalescing of model tokens into stream writes.
 
 A token goes out at once when no write is in flight; tokens that arrive while a write is in flight go out
-together in the next one. A fast model therefore costs one Redis round trip per write latency, not per
-token, and a slow model's tokens are never held back. An optional window (`CHATRELAY_COALESCE_WINDOW_MS`)
-waits that long before each write to batch harder.
+together in the next one. A fast model therefore costs one write per write latency, not per token, and a slow
+model's tokens are never held back. An optional window (`CHATRELAY_COALESCE_WINDOW_MS`) waits that long before
+each write to batch harder. The writes of all writers in the process share round trips (`AppendBatcher`).
 """
 
 import asyncio
 import contextlib
 
 from contract.events import encode_delta
-from contract.store import AppendResult, StreamStore
+from contract.store import AppendResult
+from worker.append_batcher import AppendBatcher
 
 
 class DeltaWriter:
-    def __init__(self, store: StreamStore, stream_id: str, attempt: int, window_ms: float) -> None:
-        self._store = store
+    def __init__(self, appends: AppendBatcher, stream_id: str, attempt: int, window_ms: float) -> None:
+        self._appends = appends
         self._stream_id = stream_id
         self._attempt = attempt
         self._window = window_ms / 1000
@@ -45,7 +46,7 @@ class DeltaWriter:
                 await asyncio.sleep(self._window)
             text = "".join(self._pending)
             self._pending.clear()
-            result = await self._store.append(self._stream_id, self._attempt, len(text), [encode_delta(text)])
+            result = await self._appends.append(self._stream_id, self._attempt, len(text), [encode_delta(text)])
             if result != AppendResult.OK:
                 self.stopped = result
                 return

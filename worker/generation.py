@@ -27,6 +27,7 @@ from contract.queue import job_id
 from contract.settings import Settings
 from contract.status import StreamStatus
 from contract.store import AppendResult, BeginResult, RenewResult, StreamStore, cancelled_event
+from worker.append_batcher import AppendBatcher
 from worker.control import CancelListener
 from worker.delta_writer import DeltaWriter
 from worker.metrics import (
@@ -50,6 +51,7 @@ STREAM_ID_HEADER = "X-Chatrelay-Stream-Id"
 class WorkerDeps:
     settings: Settings
     store: StreamStore
+    appends: AppendBatcher  # the process's one batcher of stream appends
     client: openai.AsyncOpenAI
     cancels: CancelListener
     scrub: Scrubber
@@ -199,7 +201,7 @@ async def _generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str,
     await store.redis.zrem(store.keys.queue, job_id(stream_id, attempt))
 
     cancel_requested = deps.cancels.register(stream_id)
-    writer = DeltaWriter(store, stream_id, attempt, settings.coalesce_window_ms)
+    writer = DeltaWriter(deps.appends, stream_id, attempt, settings.coalesce_window_ms)
     answer = _Answer()
     consume = asyncio.create_task(_consume(deps, stream_id, request, model, writer, answer))
     cancel_wait = asyncio.create_task(cancel_requested.wait())

@@ -27,6 +27,7 @@ from contract.redis_client import connect
 from contract.settings import get_settings
 from contract.store import StreamStore
 from contract.workers import WorkerRegistry
+from worker.append_batcher import AppendBatcher
 from worker.control import CancelListener
 from worker.generation import WorkerDeps, generate
 from worker.heartbeat import Heartbeat, JobCounter
@@ -68,6 +69,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["chatrelay"] = WorkerDeps(
         settings=settings,
         store=store,
+        appends=AppendBatcher(store),
         client=make_client(upstream, settings.upstream_read_timeout_seconds),
         cancels=cancels,
         scrub=Scrubber(upstream.secrets()),

@@ -47,6 +47,12 @@ CANCEL_LATENCY = Histogram(
     "From the cancel request (its time in Redis) to the upstream request being closed.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+APPEND_BATCH_SIZE = Histogram(
+    "chatrelay_append_batch_size",
+    "Stream appends sent per Redis round trip (one pipeline of append scripts, `worker.append_batcher`): the "
+    "count is round trips, the sum appends.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 
 
 def serve(port: int) -> None:
