@@ -16,7 +16,6 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -38,25 +37,57 @@ def entry_key(entry_id: bytes) -> EntryId:
     return parsed
 
 
-@dataclass(eq=False)
 class Subscription:
-    """One SSE connection's view of one stream. `overflowed` means the reader fell too far behind: its
-    connection ends and the client resumes from its last event id."""
+    """One SSE connection's view of one stream: the entries the hub read for it, and why it should wake.
 
-    key: bytes
-    queue: asyncio.Queue[RawEntry]
-    overflowed: bool = False
+    A list and one future, not an asyncio.Queue: this is held by every open connection (memory per idle
+    connection) and touched by every relayed entry (CPU per token). `overflowed` means the reader fell too
+    far behind: its connection ends and the client resumes from its last event id."""
+
+    __slots__ = ("_waiter", "entries", "heartbeat_due", "key", "last_sent", "limit", "outage", "overflowed")
+
+    def __init__(self, key: bytes, limit: int, now: float) -> None:
+        self.key = key
+        self.limit = limit
+        self.entries: list[RawEntry] = []
+        self.overflowed = False
+        self.heartbeat_due = False  # set by the hub's ticker after a heartbeat interval without a send
+        self.outage = False  # set by the ticker once Redis has failed longer than the grace period
+        self.last_sent = now  # loop time of the connection's last send; kept by its relay
+        self._waiter: asyncio.Future[None] | None = None
 
     def push(self, entry: RawEntry) -> None:
-        try:
-            self.queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        if len(self.entries) >= self.limit:
             self.overflowed = True
+        else:
+            self.entries.append(entry)
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until the hub pushes an entry or sets a flag (or `wake` is called: the client went away)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 class StreamHub:
-    def __init__(self, redis: "Redis", keys: Keys, queue_size: int = 2000, outage_grace_seconds: float = 15.0) -> None:
+    def __init__(
+        self,
+        redis: "Redis",
+        keys: Keys,
+        queue_size: int = 2000,
+        outage_grace_seconds: float = 15.0,
+        heartbeat_seconds: float = 15.0,
+    ) -> None:
         self.redis = redis
+        self.heartbeat_seconds = heartbeat_seconds
         self.queue_size = queue_size
         self.outage_grace_seconds = outage_grace_seconds
         self._failing_since: float | None = None
@@ -65,6 +96,7 @@ class StreamHub:
         self._subs: dict[bytes, set[Subscription]] = {}
         self._cursor: dict[bytes, bytes] = {}
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._wake_pending = False
         self.errors = 0
 
@@ -80,18 +112,20 @@ class StreamHub:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="stream-hub")
+        self._ticker = asyncio.create_task(self._tick(), name="stream-hub-ticker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(RedisError):
             await self.redis.delete(self._wake_key)
 
     def subscribe(self, key: bytes, after: bytes) -> tuple[Subscription, bytes]:
         """Follow `key` live; returns the subscription and the hub's cursor for the key (see module doc)."""
-        sub = Subscription(key, asyncio.Queue(self.queue_size))
+        sub = Subscription(key, self.queue_size, asyncio.get_running_loop().time())
         subs = self._subs.get(key)
         if subs is None:
             self._subs[key] = {sub}
@@ -125,6 +159,25 @@ class StreamHub:
                 await pipe.execute()
         except RedisError:
             log.warning("hub wake failed; the next read picks the new stream up within %d ms", _BLOCK_MS)
+
+    async def _tick(self) -> None:
+        """Flag the followers that are due a heartbeat or should give up on Redis: one pass over all of them a
+        quarter of a heartbeat interval, instead of a timer per connection re-armed at every event. A heartbeat
+        thus goes out after 7/8 to 9/8 of the interval of silence."""
+        interval = self.heartbeat_seconds / 4
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            due = loop.time() - self.heartbeat_seconds + interval / 2
+            outage = self.outage_exceeded()
+            for subs in tuple(self._subs.values()):
+                for sub in subs:
+                    if outage:
+                        sub.outage = True
+                        sub.wake()
+                    elif sub.last_sent <= due and not sub.entries:
+                        sub.heartbeat_due = True
+                        sub.wake()
 
     async def _run(self) -> None:
         backoff = 0.05

@@ -24,6 +24,7 @@ from api.observe import ObserveMiddleware
 from api.routes import health, streams, workers
 from api.routes.metrics import router as metrics_router
 from api.send_timeout import with_send_timeout
+from api.sse import HANDOFF_SCOPE_KEY, SseStream
 from contract.keys import Keys
 from contract.logs import setup_logging
 from contract.queue import enqueue_generation, job_queue
@@ -38,8 +39,12 @@ FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 class ChatrelayApp(FastAPI):
-    """FastAPI, entered through the server's own `send` for SSE responses so a reader that stops reading can
-    be cut off (`api.send_timeout`): every middleware below would hide the connection behind a wrapper."""
+    """FastAPI, with SSE event responses served in this outermost layer on the server's own `send`.
+
+    The events route validates the request and sends the headers through the middlewares as any route does,
+    then hands its `SseStream` out (`api.sse.SseHandoff`); the stream runs here once the middlewares have
+    returned: no wrapper per middleware on every token, no frames held per connection, and the connection in
+    reach of the send timeout (`api.send_timeout`) so a reader that stops reading can be cut off."""
 
     def __init__(self, *, send_timeout_seconds: float, socket_buffer_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -47,9 +52,15 @@ class ChatrelayApp(FastAPI):
         self.socket_buffer_bytes = socket_buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].endswith("/events"):
-            send = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
+        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+            await super().__call__(scope, receive, send)
+            return
+        send = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
+        handoff: list[SseStream] = []
+        scope[HANDOFF_SCOPE_KEY] = handoff
         await super().__call__(scope, receive, send)
+        for stream in handoff:
+            await stream.run(send, receive)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = connect(settings.redis_url)
         queue = job_queue(redis, keys)
         store = StreamStore(redis, keys, settings.stream_ttl_seconds)
-        hub = StreamHub(redis, keys, outage_grace_seconds=settings.redis_outage_grace_seconds)
+        hub = StreamHub(
+            redis,
+            keys,
+            outage_grace_seconds=settings.redis_outage_grace_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
         await hub.start()
 
         async def retry(stream_id: str, attempt: int) -> None:

@@ -8,14 +8,14 @@ stream would make a reconnecting client skip real events (NVIDIA aiq#272).
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from redis.exceptions import RedisError
-from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from api.hub import StreamHub, entry_key
+from api.hub import StreamHub, Subscription, entry_key
 from api.metrics import SSE_CONNECTIONS, SSE_ENDED, SSE_LIVE, SSE_REPLAYED, SSE_RESUMES
 from contract.store import RawEntry, StreamStore, is_terminal_entry
 
@@ -39,155 +39,193 @@ def retry_frame(retry_ms: int) -> bytes:
     return b"retry: " + str(retry_ms).encode() + b"\n\n"
 
 
-async def relay(
-    store: StreamStore,
-    hub: StreamHub,
-    stream_id: str,
-    after: bytes,
-    initial: list[RawEntry],
-    heartbeat_seconds: float,
-    retry_ms: int,
-    max_lifetime_seconds: float = float("inf"),
-    on_close: Callable[[], Awaitable[None]] | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """`_relay`, counted in the metrics, ended after the maximum connection lifetime (the client resumes from its
-    last event id), with one log line and `on_close` (the connection slot given back) however it ends."""
-    SSE_CONNECTIONS.inc()
-    if after != b"0-0":
-        SSE_RESUMES.inc()
-    reason, last = "closed", b""
-    deadline = asyncio.get_running_loop().time() + max_lifetime_seconds
-    inner = _relay(store, hub, stream_id, after, initial, heartbeat_seconds, retry_ms)
-    try:
-        async for chunk in inner:
-            last = chunk
-            yield chunk
-            if asyncio.get_running_loop().time() >= deadline:
-                reason = "lifetime"
-                break
-        else:
-            reason = _end_reason(last)
-    finally:
-        # Shielded: after a disconnect this runs inside the cancelled request task, where any await would be
-        # cancelled again before the hub subscription and the slot are given back.
-        with anyio.CancelScope(shield=True):
-            await inner.aclose()
-            if on_close is not None:
-                with contextlib.suppress(RedisError, OSError):
-                    await on_close()
-        SSE_CONNECTIONS.dec()
-        SSE_ENDED.labels(reason).inc()
-        log.info("SSE response ended (%s) after offset %s", reason, after.decode())
+class SseStream:
+    """One SSE response's body: replay `initial` (already read after the client's offset), the rest of the stored
+    stream, then follow it live through the hub until a terminal event, the maximum connection lifetime, the
+    client going away, or a long Redis outage. Counted in the metrics, with one log line and `on_close` (the
+    connection slot given back) however it ends.
 
-
-def _end_reason(last_chunk: bytes) -> str:
-    if last_chunk == REDIS_UNAVAILABLE:
-        return "redis_unavailable"
-    at = last_chunk.rfind(b"\nevent: ")
-    if at >= 0 and last_chunk[at + 8 :].split(b"\n", 1)[0] in (b"done", b"error", b"cancelled"):
-        return "terminal"
-    return "overflow"
-
-
-async def _relay(
-    store: StreamStore,
-    hub: StreamHub,
-    stream_id: str,
-    after: bytes,
-    initial: list[RawEntry],
-    heartbeat_seconds: float,
-    retry_ms: int,
-) -> AsyncGenerator[bytes, None]:
-    """Replay `initial` (already read after the client's offset), then the rest of the stream, then follow it
-    live through the hub until a terminal event."""
-    yield retry_frame(retry_ms)
-    last = after
-    page = initial
-    # Replay in pages until caught up with what is stored.
-    while page:
-        SSE_REPLAYED.inc(len(page))
-        # One write per page, not per event: a storm of resumes replays thousands of events per client (issue 5).
-        replayed: list[bytes] = []
-        ended = False
-        for entry in page:
-            replayed.append(frame(entry))
-            last = entry[0]
-            if is_terminal_entry(entry[1]):
-                ended = True
-                break
-        yield b"".join(replayed)
-        if ended:
-            return
-        page = await store.read_after(stream_id, last) if len(page) >= 1000 else []
-
-    key = store.keys.events(stream_id).encode()
-    sub, cursor = hub.subscribe(key, last)
-    try:
-        last_key = entry_key(last) if last != b"0-0" else (0, 0)
-        if entry_key(cursor) > last_key:
-            # The hub is ahead of us: read the gap ourselves; the queue holds what comes after the cursor.
-            for entry in await store.read_after(stream_id, last, count=100_000):
-                if entry_key(entry[0]) > entry_key(cursor):
-                    break
-                SSE_REPLAYED.inc()
-                yield frame(entry)
-                last, last_key = entry[0], entry_key(entry[0])
-                if is_terminal_entry(entry[1]):
-                    return
-        queue = sub.queue
-        while True:
-            if sub.overflowed and queue.empty():
-                return  # too slow: end here; the client resumes from its last event id without a gap
-            entries: list[RawEntry] = []
-            if queue.empty():
-                try:
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every get in a new task.
-                    async with asyncio.timeout(heartbeat_seconds):
-                        entries.append(await queue.get())
-                except TimeoutError:
-                    if hub.outage_exceeded():
-                        yield REDIS_UNAVAILABLE
-                        return
-                    yield HEARTBEAT
-                    continue
-            # Everything queued goes out in one write: under load, one send per hub read rather than per event.
-            while not queue.empty():
-                entries.append(queue.get_nowait())
-            frames: list[bytes] = []
-            ended = False
-            for entry in entries:
-                entry_id = entry_key(entry[0])
-                if entry_id <= last_key:
-                    continue
-                frames.append(frame(entry))
-                last_key = entry_id
-                if is_terminal_entry(entry[1]):
-                    ended = True
-                    break
-            if frames:
-                SSE_LIVE.inc(len(frames))
-                yield b"".join(frames)
-            if ended:
-                return
-    finally:
-        hub.unsubscribe(sub)
-
-
-class SseResponse(StreamingResponse):
-    """A StreamingResponse that closes its generator as soon as the response ends, however it ends.
-
-    Starlette cancels the sending task when the client disconnects but leaves the generator to the garbage
-    collector; the relay's `finally` (giving back the hub subscription and the owner's connection slot) must
-    not wait for that.
+    It runs on the server's own `send` in the app's outermost layer (`api.main.ChatrelayApp`), after the route
+    and every middleware have returned: an open connection then holds this object, its subscription and two
+    small tasks, not a middleware stack, a task group and generators, and a token is one call to `send`.
     """
+
+    def __init__(
+        self,
+        store: StreamStore,
+        hub: StreamHub,
+        stream_id: str,
+        after: bytes,
+        initial: list[RawEntry],
+        heartbeat_seconds: float,
+        retry_ms: int,
+        max_lifetime_seconds: float = float("inf"),
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.stream_id = stream_id
+        self.after = after
+        self.initial = initial
+        self.heartbeat_seconds = heartbeat_seconds
+        self.retry_ms = retry_ms
+        self.max_lifetime_seconds = max_lifetime_seconds
+        self.on_close = on_close
+        self._gone = False
+        self._sub: Subscription | None = None
+
+    async def run(self, send: Send, receive: Receive) -> None:
+        SSE_CONNECTIONS.inc()
+        if self.after != b"0-0":
+            SSE_RESUMES.inc()
+        # The client's disconnect arrives through `receive`; uvicorn's `send` to a closed connection just returns.
+        watcher = asyncio.ensure_future(_until_disconnect(receive))
+        watcher.add_done_callback(self._client_gone)
+        reason = "closed"
+        try:
+            reason = await self._serve(send)
+            if not self._gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            # Shielded: when the server cancels this task (shutdown), the slot must still be given back.
+            with anyio.CancelScope(shield=True):
+                if self.on_close is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.on_close()
+            SSE_CONNECTIONS.dec()
+            SSE_ENDED.labels(reason).inc()
+            log.info("SSE response ended (%s) after offset %s", reason, self.after.decode())
+
+    def _client_gone(self, _watcher: "asyncio.Future[None]") -> None:
+        self._gone = True
+        if self._sub is not None:
+            self._sub.wake()
+
+    async def _serve(self, send: Send) -> str:
+        """Send the events; returns why the response ended (the `reason` label of SSE_ENDED)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_lifetime_seconds
+        await _send_chunk(send, retry_frame(self.retry_ms))
+        last = self.after
+        page = self.initial
+        # Replay in pages until caught up with what is stored.
+        while page:
+            if self._gone:
+                return "closed"
+            SSE_REPLAYED.inc(len(page))
+            # One write per page, not per event: a storm of resumes replays thousands of events per client.
+            chunk, last, ended = _frames(page, last)
+            await _send_chunk(send, chunk)
+            if ended:
+                return "terminal"
+            page = await self.store.read_after(self.stream_id, last) if len(page) >= 1000 else []
+
+        key = self.store.keys.events(self.stream_id).encode()
+        sub, cursor = self.hub.subscribe(key, last)
+        self._sub = sub
+        try:
+            last_key = entry_key(last) if last != b"0-0" else (0, 0)
+            if entry_key(cursor) > last_key:
+                # The hub is ahead of us: read the gap ourselves; the subscription holds what comes after the cursor.
+                gap = [
+                    e
+                    for e in await self.store.read_after(self.stream_id, last, count=100_000)
+                    if entry_key(e[0]) <= entry_key(cursor)
+                ]
+                if gap:
+                    SSE_REPLAYED.inc(len(gap))
+                    chunk, last, ended = _frames(gap, last)
+                    await _send_chunk(send, chunk)
+                    if ended:
+                        return "terminal"
+                    last_key = entry_key(last)
+            while True:
+                if self._gone:
+                    return "closed"
+                if sub.entries:
+                    # Everything the hub read since the last send goes out in one write.
+                    entries, sub.entries = sub.entries, []
+                    frames: list[bytes] = []
+                    ended = False
+                    for entry in entries:
+                        entry_id = entry_key(entry[0])
+                        if entry_id <= last_key:
+                            continue  # already sent from the gap read
+                        frames.append(frame(entry))
+                        last_key = entry_id
+                        if is_terminal_entry(entry[1]):
+                            ended = True
+                            break
+                    if frames:
+                        SSE_LIVE.inc(len(frames))
+                        await _send_chunk(send, b"".join(frames))
+                        sub.last_sent = loop.time()
+                    if ended:
+                        return "terminal"
+                elif sub.overflowed:
+                    return "overflow"  # too slow: the client resumes from its last event id without a gap
+                elif sub.outage:
+                    await _send_chunk(send, REDIS_UNAVAILABLE)
+                    return "redis_unavailable"
+                elif sub.heartbeat_due:
+                    sub.heartbeat_due = False
+                    await _send_chunk(send, HEARTBEAT)
+                    sub.last_sent = loop.time()
+                else:
+                    await sub.wait()
+                    continue
+                if loop.time() >= deadline:
+                    return "lifetime"
+        finally:
+            self._sub = None
+            self.hub.unsubscribe(sub)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_chunk(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+def _frames(entries: list[RawEntry], last: bytes) -> tuple[bytes, bytes, bool]:
+    """Frames of stored entries up to the first terminal one: the bytes, the last entry id, and whether it ended."""
+    frames: list[bytes] = []
+    for entry in entries:
+        frames.append(frame(entry))
+        last = entry[0]
+        if is_terminal_entry(entry[1]):
+            return b"".join(frames), last, True
+    return b"".join(frames), last, False
+
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    # nginx and other proxies: pass each event on at once.
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class SseHandoff(Response):
+    """The events route's response: it sends the status line and headers through the middlewares (CORS adds its
+    headers, the access log notes the status) and leaves the body to the app's outermost layer, which runs the
+    `SseStream` on the server's own `send` once the route and the middlewares have returned."""
 
     media_type = "text/event-stream"
 
-    async def stream_response(self, send: Send) -> None:
-        try:
-            await super().stream_response(send)
-        finally:
-            close = getattr(self.body_iterator, "aclose", None)
-            if close is not None:
-                with anyio.CancelScope(shield=True):
-                    await close()
+    def __init__(self, stream: SseStream) -> None:
+        super().__init__(status_code=200)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        handoff: list[SseStream] = scope[HANDOFF_SCOPE_KEY]
+        handoff.append(self.stream)
+
+
+# The list in the ASGI scope through which `SseHandoff` passes its stream out to `ChatrelayApp`.
+HANDOFF_SCOPE_KEY = "chatrelay.sse"

@@ -16,7 +16,7 @@ from api.deps import StateDep
 from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, OffsetGoneError
 from api.metrics import CANCEL_REQUESTS
 from api.schemas import CancelAccepted, ChatRequest, ShareLink, ShareLinkRequest, StreamCreated, StreamList
-from api.sse import SseResponse, relay
+from api.sse import SseHandoff, SseStream
 from contract import listing
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
 from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms
@@ -28,8 +28,6 @@ from contract.store import CancelResult, NewStream
 log = logging.getLogger("chatrelay.api")
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _check_limits(body: ChatRequest, state: StateDep) -> None:
@@ -189,7 +187,7 @@ async def read_stream_events(
         return Response(status_code=204)
     s = state.settings
     slot = await state.admission.open_sse(caller.limit_key)
-    body = relay(
+    stream = SseStream(
         state.store,
         state.hub,
         stream_id,
@@ -200,7 +198,7 @@ async def read_stream_events(
         max_lifetime_seconds=s.sse_max_lifetime_seconds,
         on_close=lambda: state.admission.close_sse(caller.limit_key, slot),
     )
-    return SseResponse(body, headers=SSE_HEADERS)
+    return SseHandoff(stream)
 
 
 @router.post("/{stream_id}/cancel", status_code=202, response_model=CancelAccepted)
