@@ -16,6 +16,7 @@ import contextlib
 import logging
 import secrets
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -95,6 +96,7 @@ class StreamHub:
         self._wake_cursor = b"0-0"
         self._subs: dict[bytes, set[Subscription]] = {}
         self._cursor: dict[bytes, bytes] = {}
+        self._xread = _XreadCommand(self._wake_key)
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._wake_pending = False
@@ -129,7 +131,7 @@ class StreamHub:
         subs = self._subs.get(key)
         if subs is None:
             self._subs[key] = {sub}
-            self._cursor[key] = after
+            self._set_cursor(key, after)
             self._wake()
         else:
             subs.add(sub)
@@ -142,7 +144,15 @@ class StreamHub:
         subs.discard(sub)
         if not subs:
             del self._subs[sub.key]
-            self._cursor.pop(sub.key, None)
+            self._drop_cursor(sub.key)
+
+    def _set_cursor(self, key: bytes, cursor: bytes) -> None:
+        self._cursor[key] = cursor
+        self._xread.set(key, cursor)
+
+    def _drop_cursor(self, key: bytes) -> None:
+        if self._cursor.pop(key, None) is not None:
+            self._xread.drop(key)
 
     def _wake(self) -> None:
         if self._wake_pending:
@@ -180,37 +190,86 @@ class StreamHub:
                         sub.wake()
 
     async def _run(self) -> None:
+        # A connection of its own, fed pre-packed commands: redis-py's `xread` would re-encode every followed key
+        # and cursor on every read, the largest cost of this loop (issue 5).
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection("XREAD")
         backoff = 0.05
-        while True:
-            streams = {self._wake_key: self._wake_cursor, **self._cursor}
-            try:
-                reply = await self.redis.xread(streams, count=_COUNT, block=_BLOCK_MS)  # type: ignore[arg-type]
-                backoff = 0.05
-                self._failing_since = None
-            except RedisError as exc:
-                self.errors += 1
-                REDIS_ERRORS_HUB.inc()
-                if self._failing_since is None:
-                    self._failing_since = asyncio.get_running_loop().time()
-                log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        try:
+            while True:
+                try:
+                    await conn.send_packed_command(self._xread.packed(self._wake_cursor), check_health=False)
+                    reply = await conn.read_response()
+                    backoff = 0.05
+                    self._failing_since = None
+                except (RedisError, OSError) as exc:
+                    await conn.disconnect()  # the next send reconnects
+                    self.errors += 1
+                    REDIS_ERRORS_HUB.inc()
+                    if self._failing_since is None:
+                        self._failing_since = asyncio.get_running_loop().time()
+                    log.warning("hub read failed (%s); retrying in %.2f s", type(exc).__name__, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                self._dispatch(reply or [])
+        finally:
+            await conn.disconnect()
+            await pool.release(conn)
+
+    def _dispatch(self, reply: list[Any]) -> None:
+        now_ms = time.time() * 1000
+        for key, raw_entries in reply:
+            if key == self._wake_key:
+                self._wake_cursor = raw_entries[-1][0]
                 continue
-            now_ms = time.time() * 1000
-            for key, entries in reply or []:
-                if key == self._wake_key:
-                    self._wake_cursor = entries[-1][0]
-                    continue
-                subs = self._subs.get(key)
-                if not subs or not entries:
-                    continue
-                self._cursor[key] = entries[-1][0]
-                # One observation per key per read (its oldest entry), not per entry: this is the hot path.
-                HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
-                for sub in tuple(subs):
-                    for entry in entries:
-                        sub.push(entry)
-                if is_terminal_entry(entries[-1][1]):
-                    # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
-                    self._subs.pop(key, None)
-                    self._cursor.pop(key, None)
+            subs = self._subs.get(key)
+            if not subs or not raw_entries:
+                continue
+            # RESP2 entries are [id, [field, value, ...]]; the worker writes the fields t and d.
+            entries: list[RawEntry] = [
+                (entry_id, dict(zip(f[::2], f[1::2], strict=True))) for entry_id, f in raw_entries
+            ]
+            self._cursor[key] = cursor = entries[-1][0]
+            self._xread.set(key, cursor)
+            # One observation per key per read (its oldest entry), not per entry: this is the hot path.
+            HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
+            for sub in tuple(subs):
+                for entry in entries:
+                    sub.push(entry)
+            if is_terminal_entry(entries[-1][1]):
+                # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
+                self._subs.pop(key, None)
+                self._drop_cursor(key)
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+class _XreadCommand:
+    """`XREAD COUNT 500 BLOCK 10000 STREAMS <wake key> <keys...> <wake cursor> <cursors...>` in the Redis protocol,
+    kept packed per key: a read joins cached pieces, and only the keys that moved are packed again."""
+
+    def __init__(self, wake_key: bytes) -> None:
+        self._wake_key = _bulk(wake_key)
+        # Two dicts in the same insertion order, so their values line up as the command's keys and ids.
+        self._keys: dict[bytes, bytes] = {}
+        self._ids: dict[bytes, bytes] = {}
+
+    def set(self, key: bytes, cursor: bytes) -> None:
+        if key not in self._keys:
+            self._keys[key] = _bulk(key)
+        self._ids[key] = _bulk(cursor)
+
+    def drop(self, key: bytes) -> None:
+        self._keys.pop(key, None)
+        self._ids.pop(key, None)
+
+    def packed(self, wake_cursor: bytes) -> bytes:
+        head = b"*%d\r\n$5\r\nXREAD\r\n$5\r\nCOUNT\r\n%s$5\r\nBLOCK\r\n%s$7\r\nSTREAMS\r\n" % (
+            6 + 2 * (len(self._keys) + 1),
+            _bulk(str(_COUNT).encode()),
+            _bulk(str(_BLOCK_MS).encode()),
+        )
+        return b"".join((head, self._wake_key, *self._keys.values(), _bulk(wake_cursor), *self._ids.values()))
