@@ -16,6 +16,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -45,7 +46,17 @@ class Subscription:
     connection) and touched by every relayed entry (CPU per token). `overflowed` means the reader fell too
     far behind: its connection ends and the client resumes from its last event id."""
 
-    __slots__ = ("_waiter", "entries", "heartbeat_due", "key", "last_sent", "limit", "outage", "overflowed")
+    __slots__ = (
+        "_waiter",
+        "direct",
+        "entries",
+        "heartbeat_due",
+        "key",
+        "last_sent",
+        "limit",
+        "outage",
+        "overflowed",
+    )
 
     def __init__(self, key: bytes, limit: int, now: float) -> None:
         self.key = key
@@ -56,12 +67,22 @@ class Subscription:
         self.outage = False  # set by the ticker once Redis has failed longer than the grace period
         self.last_sent = now  # loop time of the connection's last send; kept by its relay
         self._waiter: asyncio.Future[None] | None = None
+        # The connection's own writer for live entries (`SseStream.write_live`): True when it sent them.
+        self.direct: Callable[[list[RawEntry]], bool] | None = None
 
-    def push(self, entry: RawEntry) -> None:
-        if len(self.entries) >= self.limit:
+    def push(self, entries: list[RawEntry]) -> None:
+        if (
+            self.direct is not None
+            and not self.entries
+            and self._waiter is not None
+            and not self._waiter.done()
+            and self.direct(entries)
+        ):
+            return  # written at once, while the connection's task kept waiting
+        if len(self.entries) + len(entries) > self.limit:
             self.overflowed = True
         else:
-            self.entries.append(entry)
+            self.entries += entries
         self.wake()
 
     def wake(self) -> None:
@@ -235,8 +256,7 @@ class StreamHub:
             # One observation per key per read (its oldest entry), not per entry: this is the hot path.
             HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
             for sub in tuple(subs):
-                for entry in entries:
-                    sub.push(entry)
+                sub.push(entries)
             if is_terminal_entry(entries[-1][1]):
                 # Nothing follows a terminal event: stop reading the key even if a subscriber lingers.
                 self._subs.pop(key, None)

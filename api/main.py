@@ -55,12 +55,12 @@ class ChatrelayApp(FastAPI):
         if scope["type"] != "http" or not scope["path"].endswith("/events"):
             await super().__call__(scope, receive, send)
             return
-        send = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
+        timed = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
         handoff: list[SseStream] = []
         scope[HANDOFF_SCOPE_KEY] = handoff
-        await super().__call__(scope, receive, send)
+        await super().__call__(scope, receive, timed)
         for stream in handoff:
-            await stream.run(send, receive)
+            await stream.run(timed, receive, raw_send=send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

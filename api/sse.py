@@ -15,8 +15,10 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from api.direct_write import direct_writer
 from api.hub import StreamHub, Subscription, entry_key
 from api.metrics import SSE_CONNECTIONS, SSE_ENDED, SSE_LIVE, SSE_REPLAYED, SSE_RESUMES
+from contract.ids import EntryId
 from contract.store import RawEntry, StreamStore, is_terminal_entry
 
 log = logging.getLogger("chatrelay.api")
@@ -73,8 +75,15 @@ class SseStream:
         self.on_close = on_close
         self._gone = False
         self._sub: Subscription | None = None
+        self._last_key: EntryId = (0, 0)  # the last event sent
+        self._deadline = float("inf")
+        self._end_reason: str | None = None  # set when a direct write sent the end (terminal event, lifetime)
+        self._direct: Callable[[bytes], bool] | None = None
 
-    async def run(self, send: Send, receive: Receive) -> None:
+    async def run(self, send: Send, receive: Receive, raw_send: Send | None = None) -> None:
+        """Serve the response on `send` (the server's, with the send timeout); `raw_send`, the server's own, lets
+        the hub write live events straight to the connection while this task waits (`api.direct_write`)."""
+        self._direct = direct_writer(raw_send) if raw_send is not None else None
         SSE_CONNECTIONS.inc()
         if self.after != b"0-0":
             SSE_RESUMES.inc()
@@ -105,7 +114,7 @@ class SseStream:
     async def _serve(self, send: Send) -> str:
         """Send the events; returns why the response ended (the `reason` label of SSE_ENDED)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_lifetime_seconds
+        self._deadline = loop.time() + self.max_lifetime_seconds
         await _send_chunk(send, retry_frame(self.retry_ms))
         last = self.after
         page = self.initial
@@ -125,8 +134,8 @@ class SseStream:
         sub, cursor = self.hub.subscribe(key, last)
         self._sub = sub
         try:
-            last_key = entry_key(last) if last != b"0-0" else (0, 0)
-            if entry_key(cursor) > last_key:
+            self._last_key = entry_key(last) if last != b"0-0" else (0, 0)
+            if entry_key(cursor) > self._last_key:
                 # The hub is ahead of us: read the gap ourselves; the subscription holds what comes after the cursor.
                 gap = [
                     e
@@ -139,27 +148,22 @@ class SseStream:
                     await _send_chunk(send, chunk)
                     if ended:
                         return "terminal"
-                    last_key = entry_key(last)
+                    self._last_key = entry_key(last)
+            if self._direct is not None:
+                sub.direct = self.write_live
             while True:
                 if self._gone:
                     return "closed"
+                if self._end_reason is not None:
+                    return self._end_reason
                 if sub.entries:
                     # Everything the hub read since the last send goes out in one write.
                     entries, sub.entries = sub.entries, []
-                    frames: list[bytes] = []
-                    ended = False
-                    for entry in entries:
-                        entry_id = entry_key(entry[0])
-                        if entry_id <= last_key:
-                            continue  # already sent from the gap read
-                        frames.append(frame(entry))
-                        last_key = entry_id
-                        if is_terminal_entry(entry[1]):
-                            ended = True
-                            break
-                    if frames:
-                        SSE_LIVE.inc(len(frames))
-                        await _send_chunk(send, b"".join(frames))
+                    chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+                    if chunk:
+                        SSE_LIVE.inc(count)
+                        await _send_chunk(send, chunk)
+                        self._last_key = last_key
                         sub.last_sent = loop.time()
                     if ended:
                         return "terminal"
@@ -175,11 +179,31 @@ class SseStream:
                 else:
                     await sub.wait()
                     continue
-                if loop.time() >= deadline:
+                if loop.time() >= self._deadline:
                     return "lifetime"
         finally:
+            sub.direct = None
             self._sub = None
             self.hub.unsubscribe(sub)
+
+    def write_live(self, entries: list[RawEntry]) -> bool:
+        """The hub's direct path: write live entries now, from the hub's task, while this response's task waits.
+        False when the connection cannot take a write now; the hub then queues the entries for the task."""
+        assert self._direct is not None
+        assert self._sub is not None
+        chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+        if chunk:
+            if not self._direct(chunk):
+                return False
+            SSE_LIVE.inc(count)
+            self._last_key = last_key
+            now = asyncio.get_running_loop().time()
+            self._sub.last_sent = now
+            if ended or now >= self._deadline:
+                # The task ends the response (the final chunk, the slot, the log line).
+                self._end_reason = "terminal" if ended else "lifetime"
+                self._sub.wake()
+        return True
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -189,6 +213,23 @@ async def _until_disconnect(receive: Receive) -> None:
 
 async def _send_chunk(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+def _live_frames(entries: list[RawEntry], last_key: EntryId) -> tuple[bytes, EntryId, bool, int]:
+    """Frames of live entries after `last_key` (earlier ones were sent from the gap read) up to the first terminal
+    one: the bytes, the last id sent, whether it ended, and how many events."""
+    frames: list[bytes] = []
+    ended = False
+    for entry in entries:
+        entry_id = entry_key(entry[0])
+        if entry_id <= last_key:
+            continue
+        frames.append(frame(entry))
+        last_key = entry_id
+        if is_terminal_entry(entry[1]):
+            ended = True
+            break
+    return b"".join(frames), last_key, ended, len(frames)
 
 
 def _frames(entries: list[RawEntry], last: bytes) -> tuple[bytes, bytes, bool]:
