@@ -108,12 +108,20 @@ return {'retry', attempt}
 """
 )
 
-# KEYS: meta, events. ARGV: attempt, chars added, then (type, data) pairs.
+# KEYS: meta, events. ARGV: attempt, chars added, the attempt's chars before this append (-1: unchecked), then
+# (type, data) pairs. The offset makes a resent append harmless: the client resends a command whose reply was
+# lost with the connection, and an append that already ran then finds its own chars counted and writes nothing.
 _APPEND = """
-local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested')
+local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested', 'chars')
 if m[1] ~= 'running' or m[2] ~= ARGV[1] then return 'fenced' end
 if m[3] == '1' then return 'cancel' end
-for i = 3, #ARGV, 2 do
+local offset = tonumber(ARGV[3])
+if offset >= 0 then
+  local chars = tonumber(m[4] or '0')
+  if chars == offset + tonumber(ARGV[2]) then return 'ok' end
+  if chars ~= offset then return 'fenced' end
+end
+for i = 4, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 't', ARGV[i], 'd', ARGV[i + 1])
 end
 redis.call('HINCRBY', KEYS[1], 'chars', ARGV[2])
@@ -204,6 +212,7 @@ class Append:
     attempt: int
     chars: int
     entries: Sequence[tuple[bytes, bytes]]
+    offset: int = -1  # the attempt's chars before this append, when the caller tracks them (see `_APPEND`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,16 +312,17 @@ class StreamStore:
 
     def _append_call(self, append: Append) -> tuple[list[str], list[bytes | int]]:
         """KEYS and ARGV of `_APPEND`."""
-        args: list[bytes | int] = [append.attempt, append.chars]
+        args: list[bytes | int] = [append.attempt, append.chars, append.offset]
         for event_type, data in append.entries:
             args += [event_type, data]
         return [self.keys.meta(append.stream_id), self.keys.events(append.stream_id)], args
 
     async def append(
-        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]
+        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]], offset: int = -1
     ) -> AppendResult:
-        """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled."""
-        keys, args = self._append_call(Append(stream_id, attempt, chars, entries))
+        """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled, or
+        when `offset` (the attempt's chars before this append) shows it was written already."""
+        keys, args = self._append_call(Append(stream_id, attempt, chars, entries, offset))
         result = await self._append(keys=keys, args=args)
         return AppendResult(result.decode())
 

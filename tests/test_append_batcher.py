@@ -194,3 +194,18 @@ async def test_worker_shares_round_trips_between_concurrent_answers(
     trips = value(after, "chatrelay_append_batch_size_count") - value(before, "chatrelay_append_batch_size_count")
     appends = value(after, "chatrelay_append_batch_size_sum") - value(before, "chatrelay_append_batch_size_sum")
     assert 0 < trips < appends
+
+
+async def test_an_append_sent_again_after_it_ran_writes_nothing(store: StreamStore) -> None:
+    # The client resends a command whose reply was lost with its connection; the append's offset (the attempt's
+    # chars before it) tells the script that this one already ran.
+    [sid] = await _running_streams(store, 1)
+    batcher = AppendBatcher(store)
+    assert await batcher.append(sid, 1, 4, _delta("one "), offset=0) == AppendResult.OK
+    assert await batcher.append(sid, 1, 4, _delta("one "), offset=0) == AppendResult.OK  # the resend
+    assert await batcher.append(sid, 1, 3, _delta("two"), offset=4) == AppendResult.OK
+    assert await _texts(store, sid) == ["one ", "two"]
+    assert (await store.meta(sid))[b"chars"] == b"7"
+    # An offset that is neither: the writer's count and the stream's disagree, so it must stop writing.
+    assert await batcher.append(sid, 1, 1, _delta("x"), offset=2) == AppendResult.FENCED
+    assert await _texts(store, sid) == ["one ", "two"]

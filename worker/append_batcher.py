@@ -28,11 +28,11 @@ class AppendBatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def append(
-        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]]
+        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]], offset: int = -1
     ) -> AppendResult:
         """`StreamStore.append`, sent with the other appends of its batch."""
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queued.append((Append(stream_id, attempt, chars, entries), future))
+        self._queued.append((Append(stream_id, attempt, chars, entries, offset), future))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="append-batcher")
         try:

@@ -46,7 +46,9 @@ class DeltaWriter:
                 await asyncio.sleep(self._window)
             text = "".join(self._pending)
             self._pending.clear()
-            result = await self._appends.append(self._stream_id, self._attempt, len(text), [encode_delta(text)])
+            result = await self._appends.append(
+                self._stream_id, self._attempt, len(text), [encode_delta(text)], offset=self.written_chars
+            )
             if result != AppendResult.OK:
                 self.stopped = result
                 return
