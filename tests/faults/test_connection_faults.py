@@ -176,3 +176,50 @@ async def test_a_reader_that_stops_reading_is_dropped(fault_stack: FaultStack, f
     )
     assert dropped_after is not None
     assert truncated >= 1
+
+
+async def test_a_live_reader_that_stops_reading_is_dropped_without_slowing_others(
+    fault_stack: FaultStack, fault_redis: Redis
+) -> None:
+    # Live events reach a waiting connection straight from the hub (`api.direct_write`); once a reader's buffers
+    # are full, the connection's own task takes over with the send timeout. Readers that stop reading mid-answer
+    # are dropped while the answer still streams, and a reader of the same answer gets it exactly.
+    stack = fault_stack
+    api_process = psutil.Process(_api_pid(stack, "a"))
+    async with stack.client("a") as owner:
+        created = await owner.post(
+            "/api/streams",
+            json={"messages": [{"role": "user", "content": "x"}], "model": "chatrelay-demo?tokens=20000&delay_ms=1"},
+        )
+        stream_id = created.json()["id"]
+        path = f"/api/streams/{stream_id}/events"
+        started = time.monotonic()
+        stalled = [await _raw_get(stack.apis["a"], path, rcvbuf=4096) for _ in range(5)]
+        assert all(status == 200 for status, _, _ in stalled)
+        ports = {writer.get_extra_info("sockname")[1] for _, _, writer in stalled}
+        reading = asyncio.create_task(read_to_end(owner, stream_id, deadline_s=120))
+
+        def still_open() -> int:
+            return sum(1 for c in api_process.net_connections("tcp") if c.raddr and c.raddr.port in ports)
+
+        dropped_after = None
+        while not reading.done():
+            if still_open() == 0:
+                dropped_after = time.monotonic() - started
+                break
+            await asyncio.sleep(0.1)
+        events = await reading
+        answer_s = time.monotonic() - started
+        for _, _, writer in stalled:
+            writer.close()
+        [record] = await demo_records(stack, stream_id)
+        sent = record["sent_text"]
+    print(
+        "\n[fault 10b] 5 live readers that stop reading mid-answer: dropped "
+        f"{dropped_after and round(dropped_after, 1)} s "
+        f"after they connected, while the {answer_s:.1f} s answer streamed on; the reader alongside got it exact: "
+        f"{assemble(events) == sent}"
+    )
+    assert dropped_after is not None, "the stalled readers were still connected when the answer ended"
+    assert assemble(events) == sent
+    assert await fault_redis.zcard(stack.keys.owner_sse("key:faults")) == 0
