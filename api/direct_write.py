@@ -16,14 +16,16 @@ from typing import Any
 from starlette.types import Send
 
 _HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
+# What the writer reads of uvicorn's request cycle (uvicorn is pinned; checked once per connection).
+_STATE = ("transport", "flow", "disconnected", "response_complete", "response_started", "chunked_encoding")
 
 
 def direct_writer(send: Send) -> Callable[[bytes], bool] | None:
     """A function that writes one HTTP chunk now and says whether it did, or None when this server's `send`
     is not one it knows how to stand in for (the h11 protocol, another server, a test client)."""
     cycle: Any = getattr(send, "__self__", None)
-    if type(cycle).__module__ != _HTTPTOOLS_CYCLE or not hasattr(cycle, "chunked_encoding"):
-        return None
+    if type(cycle).__module__ != _HTTPTOOLS_CYCLE or not all(hasattr(cycle, name) for name in _STATE):
+        return None  # another uvicorn than the pinned one: the task's path, as for any other server
     transport, flow = cycle.transport, cycle.flow
 
     def write(chunk: bytes) -> bool:
