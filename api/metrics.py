@@ -19,7 +19,8 @@ SSE_CONNECTIONS = Gauge("chatrelay_sse_connections", "SSE responses open on this
 SSE_RESUMES = Counter("chatrelay_sse_resumes", "SSE responses that resumed after an offset (Last-Event-ID, ?offset=).")
 SSE_EVENTS = Counter(
     "chatrelay_sse_events",
-    "Stored events sent over SSE, by source: replay (read from storage after the client's offset) or live.",
+    "Stored events sent over SSE, by source: replay (read from storage after the client's offset), live (sent by "
+    "the connection's task) or direct (live, written by the shared reader straight to a waiting connection).",
     ["source"],
 )
 SSE_ENDED = Counter(
@@ -48,6 +49,7 @@ HTTP_DURATION = Histogram(
 
 SSE_REPLAYED = SSE_EVENTS.labels("replay")
 SSE_LIVE = SSE_EVENTS.labels("live")
+SSE_DIRECT = SSE_EVENTS.labels("direct")
 REDIS_ERRORS_HUB = REDIS_ERRORS.labels("hub")
 
 

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.direct_write import direct_writer
 from api.hub import StreamHub, Subscription, entry_key
-from api.metrics import SSE_CONNECTIONS, SSE_ENDED, SSE_LIVE, SSE_REPLAYED, SSE_RESUMES
+from api.metrics import SSE_CONNECTIONS, SSE_DIRECT, SSE_ENDED, SSE_LIVE, SSE_REPLAYED, SSE_RESUMES
 from contract.ids import EntryId
 from contract.store import RawEntry, StreamStore, is_terminal_entry
 
@@ -195,7 +195,7 @@ class SseStream:
         if chunk:
             if not self._direct(chunk):
                 return False
-            SSE_LIVE.inc(count)
+            SSE_DIRECT.inc(count)
             self._last_key = last_key
             now = asyncio.get_running_loop().time()
             self._sub.last_sent = now

@@ -121,6 +121,8 @@ async def test_metrics_count_a_known_workload(
     assert await api_delta("chatrelay_sse_ended_total", reason="closed") == 1  # the half read dropped mid-answer
     assert await api_delta("chatrelay_sse_resumes_total") == 1
     assert await api_delta("chatrelay_sse_events_total", source="replay") >= len(rest)
+    # Live events reach waiting connections straight from the shared reader (`api.direct_write`).
+    assert await api_delta("chatrelay_sse_events_total", source="direct") > 0
     # The dropped read may have been sent a few events it did not read; the others were read to the end.
     received += len(first) + len(rest) + len(events)
     assert received <= await api_delta("chatrelay_sse_events_total") <= received + 80
