@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { ApiError } from './api'
 import { ChatStore, ORPHAN_AFTER_MS, SAVE_DELAY_MS } from './chat.svelte'
 import { readAll, storageKey } from './persist'
@@ -375,6 +375,11 @@ describe('stop and retry', () => {
 
 describe('conversations and tabs', () => {
   it('restores conversations, newest first, and keeps empty chats out of storage', async () => {
+    // A clock that moves on every reading: on a fast machine both chats were sent in the same millisecond,
+    // and "newest first" had no answer.
+    let clock = Date.now()
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => ++clock)
+    onTestFinished(() => now.mockRestore())
     const shared = new SharedStorage()
     const first = tab(shared)
     first.store.send('first chat')
