@@ -252,8 +252,7 @@ class StreamHub:
             entries: list[RawEntry] = [
                 (entry_id, dict(zip(f[::2], f[1::2], strict=True))) for entry_id, f in raw_entries
             ]
-            self._cursor[key] = cursor = entries[-1][0]
-            self._xread.set(key, cursor)
+            self._set_cursor(key, entries[-1][0])
             # One observation per key per read (its oldest entry), not per entry: this is the hot path.
             HUB_LAG.observe(max(0.0, now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000)
             for sub in tuple(subs):
@@ -266,6 +265,11 @@ class StreamHub:
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+_XREAD_OPTIONS = b"".join(
+    _bulk(a) for a in (b"XREAD", b"COUNT", b"%d" % _COUNT, b"BLOCK", b"%d" % _BLOCK_MS, b"STREAMS")
+)
 
 
 class _XreadCommand:
@@ -288,9 +292,7 @@ class _XreadCommand:
         self._ids.pop(key, None)
 
     def packed(self, wake_cursor: bytes) -> bytes:
-        head = b"*%d\r\n$5\r\nXREAD\r\n$5\r\nCOUNT\r\n%s$5\r\nBLOCK\r\n%s$7\r\nSTREAMS\r\n" % (
-            6 + 2 * (len(self._keys) + 1),
-            _bulk(str(_COUNT).encode()),
-            _bulk(str(_BLOCK_MS).encode()),
+        head = b"*%d\r\n" % (6 + 2 * (len(self._keys) + 1))
+        return b"".join(
+            (head, _XREAD_OPTIONS, self._wake_key, *self._keys.values(), _bulk(wake_cursor), *self._ids.values())
         )
-        return b"".join((head, self._wake_key, *self._keys.values(), _bulk(wake_cursor), *self._ids.values()))

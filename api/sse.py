@@ -254,9 +254,8 @@ SSE_HEADERS = [
 class SseHandoff(Response):
     """The events route's response: it sends the status line and headers through the middlewares (CORS adds its
     headers, the access log notes the status) and leaves the body to the app's outermost layer, which runs the
-    `SseStream` on the server's own `send` once the route and the middlewares have returned."""
-
-    media_type = "text/event-stream"
+    `SseStream` on the server's own `send` once the route and the middlewares have returned. Its headers are
+    `SSE_HEADERS`, sent as they are."""
 
     def __init__(self, stream: SseStream) -> None:
         super().__init__(status_code=200)

@@ -120,6 +120,11 @@ def _api_pid(stack: FaultStack, api: str) -> int:
     raise AssertionError(f"no process listens on {stack.apis[api]}")
 
 
+def _still_open(api_process: psutil.Process, ports: set[int]) -> int:
+    """How many of the connections from these client ports the API process still holds."""
+    return sum(1 for c in api_process.net_connections("tcp") if c.raddr and c.raddr.port in ports)
+
+
 async def test_a_reader_that_stops_reading_is_dropped(fault_stack: FaultStack, fault_redis: Redis) -> None:
     stack = fault_stack
     api_process = psutil.Process(_api_pid(stack, "a"))
@@ -141,14 +146,11 @@ async def test_a_reader_that_stops_reading_is_dropped(fault_stack: FaultStack, f
         peak_rss = api_process.memory_info().rss
         ports = {writer.get_extra_info("sockname")[1] for _, _, writer in stalled}
 
-        def still_open() -> list[object]:
-            return [c for c in api_process.net_connections("tcp") if c.raddr and c.raddr.port in ports]
-
         # Dropped: the API holds none of the connections any more and has given back their slots. (The relay
         # may finish first, the whole answer handed to the connection's buffers; the last send then waits.)
         dropped_after = None
         while time.monotonic() - started < 60:
-            if not still_open() and await fault_redis.zcard(slots) == 0:
+            if not _still_open(api_process, ports) and await fault_redis.zcard(slots) == 0:
                 dropped_after = time.monotonic() - started
                 break
             peak_rss = max(peak_rss, api_process.memory_info().rss)
@@ -199,12 +201,9 @@ async def test_a_live_reader_that_stops_reading_is_dropped_without_slowing_other
         ports = {writer.get_extra_info("sockname")[1] for _, _, writer in stalled}
         reading = asyncio.create_task(read_to_end(owner, stream_id, deadline_s=120))
 
-        def still_open() -> int:
-            return sum(1 for c in api_process.net_connections("tcp") if c.raddr and c.raddr.port in ports)
-
         dropped_after = None
         while not reading.done():
-            if still_open() == 0:
+            if not _still_open(api_process, ports):
                 dropped_after = time.monotonic() - started
                 break
             await asyncio.sleep(0.1)
