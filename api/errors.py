@@ -140,10 +140,28 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
-        parts = parts[1:]
+def _field_path(error: Any, body: Any) -> str:
+    """The path of the field an error is about, in the client's terms. Pydantic's `loc` also holds the members
+    of unions it tried (`str`, `list[...]`) and the tags of discriminated ones (`user` for a message whose role is
+    `user`): only the segments that exist in the body are kept, and the missing field of a `missing` error."""
+    loc = list(error["loc"])
+    if loc and loc[0] == "body":
+        loc = loc[1:]
+    else:
+        return ".".join(str(p) for p in loc) or "body"
+    parts: list[str] = []
+    here = body
+    for i, segment in enumerate(loc):
+        in_dict = isinstance(here, dict) and isinstance(segment, str) and segment in here
+        if in_dict or (isinstance(here, list) and isinstance(segment, int) and 0 <= segment < len(here)):
+            here = here[segment]
+        elif i == len(loc) - 1 and error["type"] == "missing":
+            pass
+        else:
+            continue
+        parts.append(str(segment))
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append(str((error.get("ctx") or {}).get("discriminator", "")).strip("'"))
     return ".".join(parts) or "body"
 
 
@@ -154,7 +172,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        fields = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        errors = [(_field_path(e, exc.body), e) for e in exc.errors()]
+        # A union's other members fail too ("Input should be a valid string" for list content): where an error
+        # lies deeper in the same field, the shallow "wrong type" errors of the other members are noise.
+        paths = [path for path, _ in errors]
+        fields = [
+            {"field": path, "message": e["msg"]}
+            for path, e in errors
+            if not (str(e["type"]).endswith("_type") and any(p.startswith(path + ".") for p in paths))
+        ]
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return JSONResponse(error_body("invalid_request", message, fields=fields[:20]), 422)
 

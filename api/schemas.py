@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API (the chat request itself is `contract.chat_request`)."""
 
 from datetime import datetime
 from typing import Literal
@@ -6,24 +6,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.status import StreamInfo, StreamStatus
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class ChatRequest(BaseModel):
-    """A chat to answer. Limits on message count and length are settings (422 past them)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    messages: list[ChatMessage] = Field(min_length=1)
-    model: str | None = Field(default=None, min_length=1, max_length=256)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class StreamCreated(BaseModel):

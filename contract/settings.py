@@ -26,10 +26,12 @@ class Settings(BaseSettings):
     # Set by `make dev` / `chatrelay dev` when it started the local demo upstream; shown in status JSON.
     demo_upstream: bool = False
 
-    # Admission limits (HTTP 413 / 422).
-    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Admission limits (HTTP 413 / 422). The body limit leaves room for a few images sent as `data:` URLs.
+    max_body_bytes: int = Field(default=20_000_000, ge=1024)
     max_messages: int = Field(default=200, ge=1)
     max_message_chars: int = Field(default=100_000, ge=1)
+    max_image_bytes: int = Field(default=10_000_000, ge=1)
+    max_tools: int = Field(default=128, ge=1)
     max_tokens_ceiling: int = Field(default=32_768, ge=1)
     list_limit_max: int = Field(default=200, ge=1)
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contract.events import Usage
 
@@ -37,7 +37,11 @@ class StreamInfo(BaseModel):
     started_at: datetime | None = None
     first_token_at: datetime | None = None
     finished_at: datetime | None = None
-    chars: int = 0
+    chars: int = Field(default=0, description="Characters of the current attempt's answer, of every kind.")
+    text_chars: int = Field(default=0, description="Of those, answer text (content).")
+    reasoning_chars: int = 0
+    refusal_chars: int = 0
+    tool_calls: int = Field(default=0, description="Tool calls the answer has started.")
     finish_reason: str | None = None
     usage: Usage | None = None
     error: StreamError | None = None
@@ -56,6 +60,9 @@ def decode_meta(stream_id: str, meta: dict[bytes, bytes]) -> StreamInfo:
     error = meta.get(b"error")
     worker = meta.get(b"worker")
     finish_reason = meta.get(b"finish_reason")
+    chars, reasoning, refusal, tool = (
+        int(meta.get(name, b"0")) for name in (b"chars", b"reasoning_chars", b"refusal_chars", b"tool_chars")
+    )
     return StreamInfo(
         id=stream_id,
         status=StreamStatus(meta[b"status"].decode()),
@@ -66,7 +73,11 @@ def decode_meta(stream_id: str, meta: dict[bytes, bytes]) -> StreamInfo:
         started_at=_time(meta.get(b"started_at")),
         first_token_at=_time(meta.get(b"first_token_at")),
         finished_at=_time(meta.get(b"finished_at")),
-        chars=int(meta.get(b"chars", b"0")),
+        chars=chars,
+        text_chars=max(0, chars - reasoning - refusal - tool),
+        reasoning_chars=reasoning,
+        refusal_chars=refusal,
+        tool_calls=int(meta.get(b"tool_calls", b"0")),
         finish_reason=finish_reason.decode() if finish_reason else None,
         usage=Usage.model_validate(orjson.loads(usage)) if usage and usage != b"null" else None,
         error=StreamError.model_validate(orjson.loads(error)) if error else None,

@@ -21,6 +21,11 @@ from contract.events import TERMINAL_TYPE_BYTES, CancelledEvent, encode_event
 from contract.keys import Keys
 from contract.status import StreamStatus
 
+# The attempt's counters in meta: `chars` counts the characters it wrote of every kind (text, reasoning, refusal,
+# tool-call ids, names and arguments; the append fence counts on it), the others one kind each. Text characters
+# are `chars` less the other three.
+ANSWER_COUNTERS = ("chars", "reasoning_chars", "refusal_chars", "tool_chars", "tool_calls")
+
 # Entry as XRANGE / XREAD return it: (entry id, {b"t": type, b"d": payload}).
 RawEntry = tuple[bytes, dict[bytes, bytes]]
 
@@ -36,6 +41,8 @@ local function finish(sid, status, etype, edata, ttl, now)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[4], ttl)
 end
+-- An attempt's counters in meta (see `ANSWER_COUNTERS`), zeroed when an attempt begins or is retried.
+local _ZERO_COUNTS = {'chars', 0, 'reasoning_chars', 0, 'refusal_chars', 0, 'tool_chars', 0, 'tool_calls', 0}
 local function is_terminal(status)
   return status == 'done' or status == 'error' or status == 'cancelled'
 end
@@ -56,7 +63,7 @@ if m[3] == '1' then
   finish(ARGV[1], 'cancelled', 'cancelled', '{"chars":0,"usage":null,"upstream_chunks":0}', ARGV[5], now)
   return 'cancelled'
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[3], 'chars', 0, 'attempt_started_at', now)
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[3], 'attempt_started_at', now, unpack(_ZERO_COUNTS))
 redis.call('HSETNX', KEYS[1], 'started_at', now)
 redis.call('SET', KEYS[5], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[6])
 redis.call('XADD', KEYS[2], '*', 't', 'start', 'd', '{"attempt":' .. ARGV[2] .. ',"model":' .. ARGV[4] .. '}')
@@ -101,16 +108,18 @@ if attempt >= tonumber(ARGV[2]) then
   return {'lost', attempt}
 end
 attempt = attempt + 1
-redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt, 'chars', 0, 'worker', '')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt, 'worker', '', unpack(_ZERO_COUNTS))
 redis.call('HINCRBY', KEYS[1], 'lost_workers', 1)
 redis.call('XADD', KEYS[2], '*', 't', 'reset', 'd', '{"attempt":' .. attempt .. '}')
 return {'retry', attempt}
 """
 )
 
-# KEYS: meta, events. ARGV: attempt, chars added, the attempt's chars before this append (-1: unchecked), then
-# (type, data) pairs. The offset makes a resent append harmless: the client resends a command whose reply was
-# lost with the connection, and an append that already ran then finds its own chars counted and writes nothing.
+# KEYS: meta, events. ARGV: attempt, chars added, the attempt's chars before this append (-1: unchecked), the
+# number N of (counter, increment) pairs that follow, then those pairs, then (type, data) pairs. The offset makes
+# a resent append harmless: the client resends a command whose reply was lost with the connection, and an append
+# that already ran then finds its own chars counted and writes nothing. Every append adds at least one char (a
+# tool call's first fragment counts its id and name), so "already counted" cannot be mistaken for "empty".
 _APPEND = """
 local m = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel_requested', 'chars')
 if m[1] ~= 'running' or m[2] ~= ARGV[1] then return 'fenced' end
@@ -121,10 +130,14 @@ if offset >= 0 then
   if chars == offset + tonumber(ARGV[2]) then return 'ok' end
   if chars ~= offset then return 'fenced' end
 end
-for i = 4, #ARGV, 2 do
+local counters = 5 + 2 * tonumber(ARGV[4])
+for i = counters, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 't', ARGV[i], 'd', ARGV[i + 1])
 end
 redis.call('HINCRBY', KEYS[1], 'chars', ARGV[2])
+for i = 5, counters - 1, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
 -- Time to first token for `chatrelay stats`: the first text of any attempt, once per stream.
 if redis.call('HEXISTS', KEYS[1], 'first_token_at') == 0 then
   local t = redis.call('TIME')
@@ -213,6 +226,8 @@ class Append:
     chars: int
     entries: Sequence[tuple[bytes, bytes]]
     offset: int = -1  # the attempt's chars before this append, when the caller tracks them (see `_APPEND`)
+    # Increments of the per-kind counters in `ANSWER_COUNTERS` besides `chars` (which `chars` above feeds).
+    counts: Sequence[tuple[str, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,19 +325,27 @@ class StreamStore:
         )
         return TakeoverResult(result.decode()), int(attempt)
 
-    def _append_call(self, append: Append) -> tuple[list[str], list[bytes | int]]:
+    def _append_call(self, append: Append) -> tuple[list[str], list[bytes | str | int]]:
         """KEYS and ARGV of `_APPEND`."""
-        args: list[bytes | int] = [append.attempt, append.chars, append.offset]
+        args: list[bytes | str | int] = [append.attempt, append.chars, append.offset, len(append.counts)]
+        for counter, increment in append.counts:
+            args += [counter, increment]
         for event_type, data in append.entries:
             args += [event_type, data]
         return [self.keys.meta(append.stream_id), self.keys.events(append.stream_id)], args
 
     async def append(
-        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]], offset: int = -1
+        self,
+        stream_id: str,
+        attempt: int,
+        chars: int,
+        entries: Sequence[tuple[bytes, bytes]],
+        offset: int = -1,
+        counts: Sequence[tuple[str, int]] = (),
     ) -> AppendResult:
         """Append events of the running attempt; nothing is written when the attempt is fenced or cancelled, or
         when `offset` (the attempt's chars before this append) shows it was written already."""
-        keys, args = self._append_call(Append(stream_id, attempt, chars, entries, offset))
+        keys, args = self._append_call(Append(stream_id, attempt, chars, entries, offset, counts))
         result = await self._append(keys=keys, args=args)
         return AppendResult(result.decode())
 
@@ -395,7 +418,7 @@ class StreamStore:
                         return
 
 
-def cancelled_event(chars: int, usage: dict[str, int] | None, upstream_chunks: int = 0) -> tuple[bytes, bytes]:
+def cancelled_event(chars: int, usage: dict[str, Any] | None, upstream_chunks: int = 0) -> tuple[bytes, bytes]:
     return encode_event(
         CancelledEvent.model_validate({"chars": chars, "usage": usage, "upstream_chunks": upstream_chunks})
     )

@@ -78,7 +78,7 @@ async def test_append_batcher_sends_concurrent_appends_together_in_order(store: 
     writes = 15
 
     async def writer(sid: str) -> None:
-        # As a DeltaWriter: one append in flight per stream.
+        # As an AnswerWriter: one append in flight per stream.
         for i in range(writes):
             assert await batcher.append(sid, 1, len(f"{sid}:{i} "), _delta(f"{sid}:{i} ")) == AppendResult.OK
 

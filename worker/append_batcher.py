@@ -1,6 +1,6 @@
 """One Redis round trip for the stream appends of every generation in the worker process (issue 5).
 
-Each `DeltaWriter` coalesces its own tokens; this does the same across streams. An append requested while no
+Each `AnswerWriter` coalesces its own tokens; this does the same across streams. An append requested while no
 batch is in flight goes out at once (one event-loop iteration later, so the appends requested in the same
 iteration go together); the appends requested while a batch is in flight go together in the next one, as one
 pipeline of append scripts. 100 answers at 30 tokens/s then cost one round trip per write latency instead of
@@ -28,11 +28,17 @@ class AppendBatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def append(
-        self, stream_id: str, attempt: int, chars: int, entries: Sequence[tuple[bytes, bytes]], offset: int = -1
+        self,
+        stream_id: str,
+        attempt: int,
+        chars: int,
+        entries: Sequence[tuple[bytes, bytes]],
+        offset: int = -1,
+        counts: Sequence[tuple[str, int]] = (),
     ) -> AppendResult:
         """`StreamStore.append`, sent with the other appends of its batch."""
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queued.append((Append(stream_id, attempt, chars, entries, offset), future))
+        self._queued.append((Append(stream_id, attempt, chars, entries, offset, counts), future))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="append-batcher")
         try:

@@ -20,6 +20,7 @@ import openai
 import orjson
 from redis.exceptions import RedisError
 
+from contract.chat_request import upstream_body
 from contract.events import DoneEvent, ErrorEvent, Usage, encode_event
 from contract.logs import bind_stream
 from contract.metrics import REDIS_ERRORS
@@ -27,9 +28,10 @@ from contract.queue import job_id
 from contract.settings import Settings
 from contract.status import StreamStatus
 from contract.store import AppendResult, BeginResult, RenewResult, StreamStore, cancelled_event
+from worker.answer_writer import AnswerWriter
 from worker.append_batcher import AppendBatcher
+from worker.chunks import Answer, StreamedError, take_chunk
 from worker.control import CancelListener
-from worker.delta_writer import DeltaWriter
 from worker.metrics import (
     CANCEL_LATENCY,
     CANCELS,
@@ -58,31 +60,22 @@ class WorkerDeps:
     worker_id: str
 
 
-class _Answer:
-    """What the upstream said besides the text."""
-
-    def __init__(self) -> None:
-        self.finish_reason: str | None = None
-        self.usage: dict[str, int] | None = None
-        self.content_chunks = 0
-        self.first_token_at: float | None = None  # time.monotonic()
-
-
 async def _consume(
-    deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: DeltaWriter, answer: _Answer
+    deps: WorkerDeps, stream_id: str, request: dict[str, Any], model: str, writer: AnswerWriter, answer: Answer
 ) -> None:
-    options: dict[str, Any] = {k: request[k] for k in ("temperature", "max_tokens") if k in request}
+    messages, options = upstream_body(request)
     # The SDK's raw streaming response, parsed here with orjson: building its typed chunk objects (and its
-    # stdlib JSON) cost about a third of the worker's CPU per token (issue 5). The SDK still does the rest:
-    # auth, Azure, retries before the stream starts, HTTP status errors.
+    # stdlib JSON) cost about a third of the worker's CPU per token. The SDK still does the rest: auth, Azure,
+    # retries before the stream starts, HTTP status errors. Every option goes as `extra_body`, so it reaches the
+    # upstream exactly as the client sent it, whatever this SDK version knows of it.
     # `async with` closes the HTTP response however we leave: the upstream sees the disconnect at once.
     async with deps.client.chat.completions.with_streaming_response.create(
         model=model,
-        messages=request["messages"],
+        messages=messages,
         stream=True,
         stream_options={"include_usage": True},
         extra_headers={STREAM_ID_HEADER: stream_id},
-        **options,
+        extra_body=options,
     ) as response:
         try:
             async for line in _sse_lines(response.http_response.aiter_bytes()):
@@ -91,7 +84,13 @@ async def _consume(
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
                     break
-                if _take_chunk(orjson.loads(payload), writer, answer, response.http_request):
+                if not payload:
+                    continue
+                try:
+                    take_chunk(orjson.loads(payload), writer, answer)
+                except StreamedError as exc:
+                    raise openai.APIError(message=exc.message, request=response.http_request, body=exc.body) from None
+                if writer.finished:
                     return
         except httpx2.TimeoutException as exc:
             raise openai.APITimeoutError(request=response.http_request) from exc
@@ -112,29 +111,6 @@ async def _sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield line
     if rest:
         yield rest
-
-
-def _take_chunk(chunk: Any, writer: DeltaWriter, answer: _Answer, request: httpx2.Request) -> bool:
-    """Hand one chat.completion.chunk to the writer; True when the writer has stopped (fenced, cancelled)."""
-    if not isinstance(chunk, dict):
-        return False
-    if chunk.get("error"):
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else None
-        raise openai.APIError(message=str(message or "an error occurred during streaming"), request=request, body=error)
-    # Some compatible servers send `choices: null` on the usage chunk.
-    for choice in chunk.get("choices") or []:
-        content = (choice.get("delta") or {}).get("content")
-        if content:
-            answer.content_chunks += 1
-            if answer.first_token_at is None:
-                answer.first_token_at = time.monotonic()
-            writer.add(content)
-        if choice.get("finish_reason"):
-            answer.finish_reason = choice["finish_reason"]
-    if chunk.get("usage") is not None:
-        answer.usage = Usage.model_validate(chunk["usage"]).model_dump()
-    return writer.finished
 
 
 async def _keep_lease(deps: WorkerDeps, stream_id: str, attempt: int, cancel: asyncio.Event) -> RenewResult:
@@ -201,8 +177,8 @@ async def _generate(deps: WorkerDeps, stream_id: str, attempt: int) -> dict[str,
     await store.redis.zrem(store.keys.queue, job_id(stream_id, attempt))
 
     cancel_requested = deps.cancels.register(stream_id)
-    writer = DeltaWriter(deps.appends, stream_id, attempt, settings.coalesce_window_ms)
-    answer = _Answer()
+    writer = AnswerWriter(deps.appends, stream_id, attempt, settings.coalesce_window_ms)
+    answer = Answer()
     consume = asyncio.create_task(_consume(deps, stream_id, request, model, writer, answer))
     cancel_wait = asyncio.create_task(cancel_requested.wait())
     lease = asyncio.create_task(_keep_lease(deps, stream_id, attempt, cancel_requested))

@@ -12,15 +12,18 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from api.auth import Caller, CallerDep
+from api.chat_limits import check_chat
 from api.deps import StateDep
 from api.errors import BadOffsetError, InvalidRequestError, NotFoundError, OffsetGoneError
 from api.metrics import CANCEL_REQUESTS
-from api.schemas import CancelAccepted, ChatRequest, ShareLink, ShareLinkRequest, StreamCreated, StreamList
+from api.schemas import CancelAccepted, ShareLink, ShareLinkRequest, StreamCreated, StreamList
 from api.sse import SseHandoff, SseStream
 from contract import listing
+from contract.chat_request import ChatRequest
 from contract.ids import is_stream_id, new_stream_id, parse_entry_id
 from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms
 from contract.logs import bind_stream
+from contract.message import MessageBuilder, StreamMessage
 from contract.queue import enqueue_generation
 from contract.status import TERMINAL_STATUSES, StreamInfo, decode_meta
 from contract.store import CancelResult, NewStream
@@ -28,20 +31,7 @@ from contract.store import CancelResult, NewStream
 log = logging.getLogger("chatrelay.api")
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
-
-
-def _check_limits(body: ChatRequest, state: StateDep) -> None:
-    s = state.settings
-    if len(body.messages) > s.max_messages:
-        raise InvalidRequestError(f"messages: at most {s.max_messages} messages are allowed, got {len(body.messages)}")
-    for i, message in enumerate(body.messages):
-        if len(message.content) > s.max_message_chars:
-            raise InvalidRequestError(
-                f"messages.{i}.content: at most {s.max_message_chars} characters are allowed, "
-                f"got {len(message.content)}"
-            )
-    if body.max_tokens is not None and body.max_tokens > s.max_tokens_ceiling:
-        raise InvalidRequestError(f"max_tokens: at most {s.max_tokens_ceiling} is allowed, got {body.max_tokens}")
+_PAGE = 1000  # entries per XRANGE when a whole stream is read
 
 
 def _owner(meta: dict[bytes, bytes]) -> str | None:
@@ -63,7 +53,7 @@ async def _info(state: StateDep, stream_id: str, caller: Caller) -> tuple[Stream
 @router.post("", status_code=202, response_model=StreamCreated)
 async def create_stream(body: ChatRequest, request: Request, state: StateDep, caller: CallerDep) -> StreamCreated:
     """Queue a chat answer; returns at once with the stream id and where to read it."""
-    _check_limits(body, state)
+    stored = check_chat(body, state.settings)
     if caller.owner is None:
         raise NotFoundError("a share link only reads its own stream")
     stream_id = new_stream_id()
@@ -74,7 +64,7 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
         await state.store.create(
             NewStream(
                 stream_id=stream_id,
-                request_json=orjson.dumps(body.model_dump(exclude_none=True)),
+                request_json=orjson.dumps(stored),
                 model=model,
                 created_at_ms=int(time.time() * 1000),
                 owner=caller.owner,
@@ -133,6 +123,34 @@ async def get_stream(
     """Status of one stream: status, model, attempt, timings, characters so far, usage, error."""
     info, _ = await _info(state, stream_id, caller)
     return info
+
+
+@router.get("/{stream_id}/message", response_model=StreamMessage)
+async def get_stream_message(
+    stream_id: str,
+    state: StateDep,
+    caller: CallerDep,
+    token: Annotated[str | None, Query(description="A share link's token (read-only access to this stream).")] = None,
+) -> StreamMessage:
+    """The assistant message so far (content, reasoning, refusal, tool calls), assembled from the stored events
+    after the last reset, with the stream's status: for a client that polls, or one that lost its copy."""
+    info, _ = await _info(state, stream_id, caller)
+    builder = MessageBuilder()
+    after = b"0-0"
+    while True:
+        entries = await state.store.read_after(stream_id, after)
+        builder.add_all(entries)
+        if len(entries) < _PAGE:
+            break
+        after = entries[-1][0]
+    return StreamMessage(
+        id=stream_id,
+        status=info.status.value,
+        attempt=builder.attempt,
+        finish_reason=builder.finish_reason,
+        usage=builder.usage,
+        message=builder.message(),
+    )
 
 
 @router.post("/{stream_id}/links", status_code=201, response_model=ShareLink)
