@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             print(f"chatrelay: started a local Redis at {env['REDIS_URL']} (nothing kept on disk)", flush=True)
         if not (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL") or env.get("AZURE_OPENAI_ENDPOINT")):
-            demo_url = group.start_demo(free_port(), delay_ms=args.demo_delay_ms)
+            # The default demo conversation thinks first (the page shows its reasoning), then answers in Markdown.
+            demo_url = group.start_demo(free_port(), delay_ms=args.demo_delay_ms, scene="reasoning")
             env.update(OPENAI_BASE_URL=demo_url, OPENAI_API_KEY="demo", CHATRELAY_DEMO_UPSTREAM="true")
             env.setdefault("OPENAI_MODEL", "chatrelay-demo")
             print("*" * 72, flush=True)

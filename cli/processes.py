@@ -122,21 +122,14 @@ class ProcessGroup:
         wait_for_port(port)
         return f"redis://127.0.0.1:{port}/0"
 
-    def start_demo(self, port: int, delay_ms: float = 50, ttft_ms: float = 300) -> str:
-        proc = self.spawn(
-            "demo",
-            [
-                sys.executable,
-                "-m",
-                "demo_upstream",
-                "--port",
-                str(port),
-                "--delay-ms",
-                str(delay_ms),
-                "--ttft-ms",
-                str(ttft_ms),
-            ],
-        )
+    def start_demo(
+        self, port: int, delay_ms: float = 50, ttft_ms: float = 300, scene: str = "text", replay_dir: str = ""
+    ) -> str:
+        args = [sys.executable, "-m", "demo_upstream", "--port", str(port), "--delay-ms", str(delay_ms)]
+        args += ["--ttft-ms", str(ttft_ms), "--scene", scene]
+        if replay_dir:
+            args += ["--replay-dir", replay_dir]
+        proc = self.spawn("demo", args)
         wait_for_http(f"http://127.0.0.1:{port}/v1/models", proc=proc)
         return f"http://127.0.0.1:{port}/v1"
 

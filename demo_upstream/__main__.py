@@ -1,6 +1,7 @@
-"""`python -m demo_upstream --port 9100 --delay-ms 50`: run the demo model."""
+"""`python -m demo_upstream --port 9100 --delay-ms 50 [--scene reasoning] [--replay-dir DIR]`: run the demo model."""
 
 import argparse
+from pathlib import Path
 
 import uvicorn
 
@@ -15,9 +16,11 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=50.0, help="pause between tokens")
     parser.add_argument("--ttft-ms", type=float, default=300.0, help="pause before the first token")
     parser.add_argument("--tokens", type=int, default=0, help="reply length in tokens (0: the canned reply)")
+    parser.add_argument("--scene", default="text", help="what replies say by default (demo_upstream.scenes)")
+    parser.add_argument("--replay-dir", type=Path, default=None, help="recorded SSE bodies for `?replay=<file>`")
     args = parser.parse_args()
-    script = Script(delay_ms=args.delay_ms, ttft_ms=args.ttft_ms, tokens=args.tokens)
-    uvicorn.run(create_app(script), host=args.host, port=args.port, log_level="warning")
+    script = Script(delay_ms=args.delay_ms, ttft_ms=args.ttft_ms, tokens=args.tokens, scene=args.scene)
+    uvicorn.run(create_app(script, args.replay_dir), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What the demo model says and how: replies, tokenization, and the per-request switches.
 
 Switches come from server defaults (command-line flags) and, per request, from the model name in
-query-string form: `chatrelay-demo?echo=1&delay_ms=80&error_after=20`.
+query-string form: `chatrelay-demo?echo=1&delay_ms=80&error_after=20&scene=reasoning`.
 """
 
 import random
@@ -60,6 +60,12 @@ class Script:
     disconnect_after: int = -1  # drop the connection abruptly after this many tokens
     finish_reason: str = "stop"
     stamp: bool = False  # record each token's emit time (the benchmark's side channel: `/_demo/requests`)
+    # What else the reply says (`demo_upstream.scenes`): text, reasoning, tool_call, parallel_tools, refusal,
+    # azure, images; and the delta field reasoning comes in (`reasoning_content` as DeepSeek, `reasoning` as vLLM).
+    scene: str = "text"
+    reasoning_field: str = "reasoning_content"
+    # The name of a recorded SSE body in the server's `--replay-dir` to send instead, event by event.
+    replay: str = ""
 
     def with_options(self, model: str) -> "Script":
         """The script with the model name's `?key=value&...` options applied."""
