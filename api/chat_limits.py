@@ -32,7 +32,9 @@ def first_unencodable(value: Any, path: str = "") -> tuple[str, str] | None:
         return path or "body", "the number is not finite (NaN and Infinity are not JSON)"
     if isinstance(value, dict):
         for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
+            # The path goes into the error message, which must itself be valid Unicode.
+            safe = str(key).encode(errors="backslashreplace").decode()
+            here = f"{path}.{safe}" if path else safe
             if isinstance(key, str) and first_unencodable(key) is not None:
                 return here, "the key is not valid Unicode (it holds a lone surrogate)"
             found = first_unencodable(item, here)

@@ -140,6 +140,11 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+def _valid_text(text: str) -> str:
+    """Text for an error body: a message may quote the client's input, which may not be valid Unicode."""
+    return text.encode(errors="backslashreplace").decode()
+
+
 def _field_path(error: Any, body: Any) -> str:
     """The path of the field an error is about, in the client's terms. Pydantic's `loc` also holds the members
     of unions it tried (`str`, `list[...]`) and the tags of discriminated ones (`user` for a message whose role is
@@ -177,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # lies deeper in the same field, the shallow "wrong type" errors of the other members are noise.
         paths = [path for path, _ in errors]
         fields = [
-            {"field": path, "message": e["msg"]}
+            {"field": _valid_text(path), "message": _valid_text(e["msg"])}
             for path, e in errors
             if not (str(e["type"]).endswith("_type") and any(p.startswith(path + ".") for p in paths))
         ]

@@ -221,7 +221,7 @@ class ChatRequest(BaseModel):
     def stored(self) -> dict[str, Any]:
         """The request as the worker will send it (and a retried attempt sends again): what the client gave,
         `null`s included, without the server's keys."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude={"stream", "stream_options"})
+        return self.model_dump(by_alias=True, exclude_unset=True, exclude={"stream", "stream_options"})
 
 
 def upstream_body(stored: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:

@@ -19,6 +19,8 @@ The user is trying chatrelay. Show what survives a reload: this reasoning, then 
 list, a table and a code block. Keep it short and friendly.
 """
 
+TOOL_REASONING = "The user asks about the weather (and the time). The tools can tell; call them with exact arguments."
+
 # The tool calls the demo model makes, with arguments that test a relay's byte handling.
 WEATHER_ARGS = orjson.dumps({"city": "Paris", "unit": "celsius", "note": 'naïve "café" 🙂\nline two'}).decode()
 TIME_ARGS = orjson.dumps({"timezone": "Asia/Tokyo", "format": "24h"}).decode()
@@ -85,7 +87,10 @@ def steps(script: Script, messages: list[dict[str, Any]], text_tokens: list[str]
         calls = [("call_demo_weather_1", "get_weather", WEATHER_ARGS)]
         if scene == "parallel_tools":
             calls.append(("call_demo_time_2", "get_time", TIME_ARGS))
-        out = [_delta({"content": t}) for t in tokenize("Let me check that.")]
+        # Think, say a word, then call: the order gpt-oss and Qwen3 answer a tool-using request in.
+        field = script.reasoning_field
+        out = [_delta({field: t}) for t in tokenize(TOOL_REASONING)]
+        out += [_delta({"content": t}) for t in tokenize("Let me check that.")]
         fragments = [[*_pieces(args, 7)] for _, _, args in calls]
         for index, (call_id, name, _) in enumerate(calls):
             head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}

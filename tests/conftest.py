@@ -51,6 +51,7 @@ def stack() -> Iterator[Stack]:
             CHATRELAY_MAX_BODY_BYTES="200000",
             CHATRELAY_MAX_MESSAGES="50",
             CHATRELAY_MAX_MESSAGE_CHARS="20000",
+            CHATRELAY_MAX_IMAGE_BYTES="50000",
             CHATRELAY_HEARTBEAT_SECONDS="0.5",
             CHATRELAY_API_KEYS=f"tests:{API_KEY}",
             CHATRELAY_ADMIN_API_KEYS=f"ops:{ADMIN_KEY}",

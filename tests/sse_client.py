@@ -72,6 +72,41 @@ def assemble(events: list[SseEvent]) -> str:
     return "".join(text)
 
 
+def assemble_message(events: list[SseEvent]) -> dict[str, Any]:
+    """Every kind of the answer after the last `reset`, as a client assembles it from the events: content,
+    reasoning, refusal, and each tool call's id, name and concatenated arguments, by index."""
+    kinds: dict[str, list[str]] = {"delta": [], "reasoning": [], "refusal": []}
+    calls: dict[int, dict[str, str]] = {}
+    for event in events:
+        if event.event == "reset":
+            kinds = {k: [] for k in kinds}
+            calls = {}
+        elif event.event in kinds:
+            kinds[event.event].append(event.json["text"])
+        elif event.event == "tool_call":
+            data = event.json
+            call = calls.setdefault(data["index"], {"id": "", "name": "", "arguments": ""})
+            call["id"] += data.get("id") or ""
+            call["name"] += data.get("name") or ""
+            call["arguments"] += data["arguments"]
+    return {
+        "content": "".join(kinds["delta"]),
+        "reasoning": "".join(kinds["reasoning"]),
+        "refusal": "".join(kinds["refusal"]),
+        "tool_calls": [calls[i] for i in sorted(calls)],
+    }
+
+
+def sent_message(record: dict[str, Any]) -> dict[str, Any]:
+    """What the demo upstream sent, in `assemble_message`'s shape."""
+    return {
+        "content": record["sent_text"],
+        "reasoning": record["sent_reasoning"],
+        "refusal": record["sent_refusal"],
+        "tool_calls": record["sent_tool_calls"],
+    }
+
+
 async def read_events(
     client: httpx.AsyncClient,
     url: str,
