@@ -96,9 +96,12 @@ async def test_show_prints_the_status_json_and_a_readable_view(client: httpx.Asy
     assert api["created_at"] <= shown.json["first_token_at"] <= api["finished_at"]
 
     readable = await chatrelay(stack, "show", stream_id)
-    lines = dict(line.split(None, 1) for line in readable.out.splitlines() if not line.startswith(("first", "finish")))
+    status_part, _, message_part = readable.out.partition("\n\n")
+    skip = ("first", "finish", "tool")
+    lines = dict(line.split(None, 1) for line in status_part.splitlines() if not line.startswith(skip))
     assert lines["status"] == "done"
-    assert lines["chars"] == str(api["chars"])
+    assert lines["chars"].split()[0] == str(api["chars"])
+    assert message_part == "[answer]\n" + (await upstream_record(stack, stream_id))["sent_text"] + "\n"
     assert f"{api['usage']['prompt_tokens']} prompt + 12 completion" in readable.out
 
     missing = await chatrelay(stack, "show", "no-such-stream")
@@ -115,6 +118,23 @@ async def test_tail_follows_live_text_exactly(client: httpx.AsyncClient, stack: 
     assert tailed.out == sent  # piped: the text only, byte for byte
     assert "[done: stop]" in tailed.err
     assert "80 tokens" in tailed.err  # the exact count from the usage the upstream reported
+
+
+async def test_tail_and_show_print_reasoning_and_tool_calls_apart(client: httpx.AsyncClient, stack: Stack) -> None:
+    stream_id = await create_stream(client, model=_model("scene=parallel_tools&delay_ms=5"))
+    tailed = await chatrelay(stack, "tail", stream_id)
+    record = await upstream_record(stack, stream_id)
+    weather, clock = record["sent_tool_calls"]
+    calls = (
+        f"[tool call] {weather['name']}({weather['arguments']})\n\n[tool call] {clock['name']}({clock['arguments']})"
+    )
+    assert tailed.code == 0, tailed.err
+    assert tailed.out == f"[reasoning]\n{record['sent_reasoning']}\n\n[answer]\n{record['sent_text']}\n\n{calls}"
+    shown = await chatrelay(stack, "show", stream_id)
+    assert shown.code == 0, shown.err
+    assert calls.replace(")\n\n", f")  id {weather['id']}\n\n", 1) in shown.out
+    assert f"[reasoning]\n{record['sent_reasoning']}\n" in shown.out
+    assert shown.out.endswith(f"[answer]\n{record['sent_text']}\n")
 
 
 async def test_tail_from_an_offset_as_json_and_with_progress(client: httpx.AsyncClient, stack: Stack) -> None:

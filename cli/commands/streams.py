@@ -8,6 +8,7 @@ from cli.connection import Ops, run
 from cli.output import ago, between, clip, parse_duration, print_json, seconds, table
 from contract.ids import is_stream_id
 from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms, list_streams
+from contract.message import AssistantMessage, MessageBuilder
 from contract.status import StreamInfo, decode_meta
 from contract.store import CancelResult
 
@@ -106,14 +107,38 @@ async def _show(ops: Ops, args: argparse.Namespace) -> int:
         ("created", f"{info.created_at.isoformat()}  ({ago(info.created_at, now)})"),
         ("first token", f"after {seconds(between(info.created_at, info.first_token_at))}"),
         ("duration", seconds(between(info.started_at, info.finished_at or (now if info.started_at else None)))),
-        ("chars", str(info.chars)),
+        (
+            "chars",
+            f"{info.chars}  ({info.text_chars} text, {info.reasoning_chars} reasoning, {info.refusal_chars} refusal)",
+        ),
+        ("tool calls", str(info.tool_calls)),
         ("finish reason", info.finish_reason or "-"),
         ("usage", f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion" if usage else "-"),
         ("error", f"{info.error.code}: {info.error.message}" if info.error else "-"),
     ]
     width = max(len(name) for name, _ in fields)
     print("\n".join(f"{name.ljust(width)}  {value}" for name, value in fields))
+    message = await _message(ops, args.stream_id)
+    dim = sys.stdout.isatty()
+    if message.reasoning:
+        print("\n[reasoning]\n" + (f"\x1b[2m{message.reasoning}\x1b[0m" if dim else message.reasoning))
+    for call in message.tool_calls or []:
+        print(f"\n[tool call] {call.function.name}({call.function.arguments})  id {call.id}")
+    if message.refusal:
+        print("\n[refusal]\n" + message.refusal)
+    if message.content:
+        print("\n[answer]\n" + message.content)
     return 0
+
+
+async def _message(ops: Ops, stream_id: str) -> AssistantMessage:
+    """The assistant message after the last reset, from the stored events."""
+    builder = MessageBuilder()
+    after = b"0-0"
+    while entries := await ops.store.read_after(stream_id, after):
+        builder.add_all(entries)
+        after = entries[-1][0]
+    return builder.message()
 
 
 async def _cancel(ops: Ops, args: argparse.Namespace) -> int:

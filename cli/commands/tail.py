@@ -1,6 +1,8 @@
 """`chatrelay tail ID`: follow one answer live from Redis (XREAD), from the start or after `--offset`.
 
-stdout gets the answer text as it comes (`--json`: one JSON line per event). On a terminal a progress line
+stdout gets the answer as it comes (`--json`: one JSON line per event as stored): its text, its reasoning under a
+`[reasoning]` heading (dimmed on a terminal), each tool call as `name(arguments)` under `[tool call]`, a refusal
+under `[refusal]`; a heading goes out where the kind changes. On a terminal a progress line
 (tokens, tokens/s, elapsed) sits below the text. Tokens are estimated at 4 characters each while the answer
 streams, since a stored delta may hold several tokens; the exact count replaces it when the upstream reports
 its usage at the end. Exit status: 0 when the answer is done, 1 when it ended with an error, was cancelled or
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -82,9 +84,9 @@ class Progress:
             self.out.flush()
             self.shown = True
 
-    def text(self, text: str) -> None:
+    def text(self, text: str, dim: bool = False) -> None:
         self.hide()
-        self.out.write(text)
+        self.out.write(f"\x1b[2m{text}\x1b[0m" if dim and self.draw else text)
         self.show()
         if not self.draw:
             self.out.flush()
@@ -114,19 +116,22 @@ async def _tail(ops: Ops, args: argparse.Namespace) -> int:
     progress = Progress(out, int(info.created_at.timestamp() * 1000), live=not ended, draw=draw)
     ticker = asyncio.create_task(_tick(progress)) if draw and not ended else None
     final = "error"
+    renderer = KindRenderer()
     try:
         async for entry_id, fields in ops.store.follow(stream_id, after, block_ms=1000):
             kind, data = fields[b"t"].decode(), orjson.loads(fields[b"d"])
             progress.last_ms = _entry_ms(entry_id)
             if args.json:
                 print_event(entry_id, kind, data)
-            elif kind == EventType.DELTA:
+            elif kind in _FRAGMENT_KINDS:
                 if progress.first_ms is None:
                     progress.first_ms = progress.last_ms
-                progress.chars += len(data["text"])
-                progress.text(data["text"])
+                shown = renderer.fragment(kind, data)
+                progress.chars += len(str(data.get("text", data.get("arguments", ""))))
+                progress.text(shown, dim=kind == EventType.REASONING)
             elif kind == EventType.RESET:
                 progress.chars, progress.first_ms = 0, None
+                progress.text(renderer.close())
                 _notice(progress, f"[reset: attempt {data['attempt']} starts over; the text above is void]")
             elif kind == EventType.DONE:
                 usage = data.get("usage") or {}
@@ -134,6 +139,8 @@ async def _tail(ops: Ops, args: argparse.Namespace) -> int:
                     progress.tokens = usage["completion_tokens"]
             if kind in (EventType.DONE, EventType.ERROR, EventType.CANCELLED):
                 final = kind
+                if not args.json:
+                    progress.text(renderer.close())
                 if not args.json:
                     _notice(progress, _ending(kind, data), end=True)
     finally:
@@ -144,6 +151,41 @@ async def _tail(ops: Ops, args: argparse.Namespace) -> int:
         progress.hide()
         out.flush()
     return 0 if final == EventType.DONE else 1
+
+
+_FRAGMENT_KINDS = frozenset({EventType.DELTA, EventType.REASONING, EventType.TOOL_CALL, EventType.REFUSAL})
+
+
+class KindRenderer:
+    """The text to print for each fragment: a heading where the kind changes (the answer text after other kinds
+    is headed `[answer]`; a plain text answer has none). Tool calls are printed whole, as `name(arguments)`, once
+    the run of tool-call fragments ends: parallel calls may interleave their fragments."""
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+        self.calls: dict[int, list[str]] = {}
+
+    def close(self) -> str:
+        """What ends the current run: the tool calls it held."""
+        calls = [f"[tool call] {parts[0]}({''.join(parts[1:])})" for _, parts in sorted(self.calls.items())]
+        self.calls = {}
+        return "\n\n".join(calls)
+
+    def fragment(self, kind: str, data: dict[str, Any]) -> str:
+        head = ""
+        if kind != self.kind:
+            started = self.kind is not None
+            head = self.close() + ("\n\n" if started else "")
+            if kind == EventType.DELTA:
+                head += "[answer]\n" if started else ""
+            elif kind != EventType.TOOL_CALL:
+                head += f"[{kind}]\n"
+            self.kind = kind
+        if kind == EventType.TOOL_CALL:
+            parts = self.calls.setdefault(int(data["index"]), [data.get("name") or "?"])
+            parts.append(str(data.get("arguments", "")))
+            return head
+        return head + str(data.get("text", ""))
 
 
 def print_event(entry_id: bytes, kind: str, data: object) -> None:
