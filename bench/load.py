@@ -87,9 +87,11 @@ class LoadResult:
         }
 
 
-def demo_model(tokens: int, delay_ms: float, ttft_ms: float, seed: int) -> str:
+def demo_model(tokens: int, delay_ms: float, ttft_ms: float, seed: int, scene: str = "text") -> str:
     # tricky=1 mixes newlines, fake SSE fields, emoji and other scripts into the text: exactness must hold.
-    return f"chatrelay-demo?tokens={tokens}&delay_ms={delay_ms}&ttft_ms={ttft_ms}&seed={seed}&tricky=1&stamp=1"
+    # scene=reasoning streams the first half of the tokens as reasoning, the rest as the answer.
+    model = f"chatrelay-demo?tokens={tokens}&delay_ms={delay_ms}&ttft_ms={ttft_ms}&seed={seed}&tricky=1&stamp=1"
+    return model if scene == "text" else f"{model}&scene={scene}"
 
 
 def _messages(seed: int) -> list[dict[str, str]]:
@@ -115,28 +117,30 @@ async def naive_chat(client: HttpClient, model: str, chat: Chat) -> None:
     chat.sent_at = chat.reply.sent_at
 
 
-def assemble(reply: Reply) -> tuple[str, list[int], list[float]]:
-    """The answer (delta texts after the last reset), and each delta's cumulative length and arrival time."""
-    parts: list[str] = []
+def assemble(reply: Reply) -> tuple[str, str, list[int], list[float]]:
+    """The answer's text and reasoning after the last reset, and each event's cumulative length (reasoning and
+    text together, in order, as the demo model stamps its emits) and arrival time."""
+    parts: dict[bytes, list[str]] = {b"delta": [], b"reasoning": []}
     ends: list[int] = []
     times: list[float] = []
     total = 0
     for event in reply.events:
         if event.event == b"reset":
-            parts, ends, times, total = [], [], [], 0
-        elif event.event == b"delta":
+            parts, ends, times, total = {b"delta": [], b"reasoning": []}, [], [], 0
+        elif event.event in parts:
             text = orjson.loads(event.data)["text"]
-            parts.append(text)
+            parts[event.event].append(text)
             total += len(text)
             ends.append(total)
             times.append(event.at)
-    return "".join(parts), ends, times
+    return "".join(parts[b"delta"]), "".join(parts[b"reasoning"]), ends, times
 
 
 def analyse(chat: Chat, record: dict[str, Any], meta: dict[bytes, bytes] | None) -> ChatOutcome:
     assert chat.reply is not None
-    text, ends, times = assemble(chat.reply)
-    exact = bool(record.get("finished")) and text == record["sent_text"] and chat.reply.complete
+    text, reasoning, ends, times = assemble(chat.reply)
+    exact = bool(record.get("finished")) and chat.reply.complete
+    exact = exact and text == record["sent_text"] and reasoning == record.get("sent_reasoning", "")
     latencies: list[float] = []
     for end, emitted in record["emits"]:
         i = bisect.bisect_left(ends, end)
@@ -198,6 +202,7 @@ async def run_load(
     keys: Keys | None = None,
     ttft_ms: float = 100.0,
     owners: list[dict[str, str]] | None = None,
+    scene: str = "text",
 ) -> LoadResult:
     """Open-loop Poisson arrivals at the rate that keeps `concurrency` chats open on average (Little's law),
     for `duration_s`; chats that started in the first chat length are warm-up and not measured."""
@@ -218,7 +223,7 @@ async def run_load(
         try:
             # An overloaded design may stall; give up on a chat long after it should have ended.
             async with asyncio.timeout(chat_seconds * 5 + 30):
-                await run(client, demo_model(tokens, delay_ms, ttft_ms, chat.seed), chat)
+                await run(client, demo_model(tokens, delay_ms, ttft_ms, chat.seed, scene), chat)
         except Exception as exc:
             chat.error = f"{type(exc).__name__}: {exc}"
         finally:

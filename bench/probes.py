@@ -58,7 +58,7 @@ async def finished_answer(stack: Stack, redis: Redis, client: HttpClient, tokens
     stream_id = await create_chat(client, demo_model(tokens, 2, 0, 7))
     reply = await client.fetch("GET", f"/api/streams/{stream_id}/events")
     record = (await fetch_records(stack.demo_url, [stream_id]))[stream_id]
-    text, _, _ = assemble(reply)
+    text, _, _, _ = assemble(reply)
     k = stack.keys
     keys = {"events": k.events(stream_id), "meta": k.meta(stream_id), "request": k.request(stream_id)}
     keys["lease"] = k.lease(stream_id)

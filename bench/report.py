@@ -109,6 +109,32 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 _met(None if api is None else api <= 30),
             )
         )
+    reasoning = result.get("reasoning_profile")
+    if reasoning:
+        # Same K and tokens as the headline point, half of each answer as reasoning events: against chatrelay's
+        # own text-only point of the same run.
+        rl, cl = reasoning.get("added_latency_ms", {}), c.get("added_latency_ms", {})
+        out.append(
+            (
+                f"reasoning-heavy profile (half the tokens reasoning), K={HEADLINE_K}: added p50 / p99 (ms)",
+                "as text-only",
+                f"{_num(rl.get('p50'), 2)} / {_num(rl.get('p99'), 2)}",
+                f"text-only: {_num(cl.get('p50'), 2)} / {_num(cl.get('p99'), 2)}",
+                _ratio(rl.get("p99"), cl.get("p99")),
+                "—",
+            )
+        )
+        ra, ca = reasoning.get("cpu_us_per_token", {}).get("api"), c.get("cpu_us_per_token", {}).get("api")
+        out.append(
+            (
+                "  reasoning-heavy profile: API CPU per token under load (µs)",
+                "as text-only",
+                _num(ra),
+                f"text-only: {_num(ca)}",
+                _ratio(ra, ca),
+                "—",
+            )
+        )
     demo_c, demo_n = c.get("cpu_us_per_token", {}).get("demo"), n.get("cpu_us_per_token", {}).get("demo")
     out.append(("CPU per token: the demo upstream, the same in both (µs)", "—", _num(demo_c), _num(demo_n), "—", "—"))
     rc = c.get("redis_commands", {})

@@ -65,7 +65,7 @@ def _cpu_us_per_token(before: dict[str, float], after: dict[str, float], tokens:
 
 
 async def _point(
-    stack: Stack, redis: Any, design: str, k: int, plan: Plan, seed: int
+    stack: Stack, redis: Any, design: str, k: int, plan: Plan, seed: int, scene: str = "text"
 ) -> tuple[LoadResult, dict[str, Any]]:
     pids = dict(stack.pids, load=os.getpid())
     relevant = {"demo", "load"} | (
@@ -77,6 +77,7 @@ async def _point(
     result = await run_load(
         design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
         redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=None if design == NAIVE else stack.owners(),
+        scene=scene,
     )  # fmt: skip
     after = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
     cmds = probes.commands_delta(before_cmds, await probes.commandstats(redis))
@@ -161,6 +162,11 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         swept = await sweep(stack, redis, plan, log)
         log(f"sweep done in {swept['seconds']} s; largest K: {swept['largest_k']}")
 
+        # The reasoning-heavy profile: half of every answer streams as reasoning events, same K, same tokens.
+        reasoning_result, reasoning_extra = await _point(stack, redis, CHATRELAY, HEADLINE_K, plan, 3000, "reasoning")
+        reasoning = reasoning_result.summary() | reasoning_extra
+        log(f"reasoning profile K={HEADLINE_K}: added {reasoning_result.latency_ms}, cpu {reasoning_extra}")
+
         relay = {
             d: await probes.relay_cpu(stack, d, HEADLINE_K, plan.relay_tokens, plan.relay_window_s)
             for d in (NAIVE, CHATRELAY)
@@ -184,7 +190,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         stack.stop()
     for key in ("text", "entry_ids"):
         answer.pop(key)
-    all_points = swept["points"][NAIVE] + swept["points"][CHATRELAY]
+    all_points = swept["points"][NAIVE] + swept["points"][CHATRELAY] + [reasoning]
     mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
     mismatches += storm["clients"] - storm["exact"] - storm["failed"]
     mismatches += sum(r["chats"] - r["exact"] for r in relay.values())
@@ -204,6 +210,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         },
         "load": {"tokens_per_chat": plan.tokens, "tokens_per_second": 30, "ttft_ms": TTFT_MS},
         "sweep": swept,
+        "reasoning_profile": reasoning,
         "steady_streaming": relay,
         "redis_memory_per_chat": answer,
         "resume": resume,

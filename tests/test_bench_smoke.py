@@ -36,6 +36,10 @@ def test_bench_quick_run_is_exact_and_reports_every_figure(tmp_path: Path) -> No
         assert headline["cpu_us_per_token"]["demo"] > 0
         assert "largest_k" in result["sweep"]["largest_k"][design]
         assert result["idle_sse"][design]["connections"] > 0
+    reasoning = result["reasoning_profile"]
+    assert reasoning["errors"] == 0, reasoning["examples_of_errors"]
+    assert reasoning["added_latency_ms"]["n"] > 0
+    assert reasoning["cpu_us_per_token"]["api"] > 0
     chatrelay = next(p for p in result["sweep"]["points"]["chatrelay"] if p["target_concurrency"] == 100)
     assert {"api", "worker-1", "redis"} <= set(chatrelay["cpu_us_per_token"])
     assert chatrelay["redis_commands"]["per_chat"] > 0
