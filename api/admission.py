@@ -1,8 +1,9 @@
 """Admission limits kept in Redis, so they hold across every API replica.
 
 - Active streams per owner: an owner's queued and running streams, counted in `Keys.owner_active`. A new
-  stream is added first and counted after, so two concurrent requests can never both slip past the limit.
-- Queue depth: the arq queue's length (answers waiting for a worker), read in the same round trip.
+  stream is added and counted in the same script that creates and enqueues it (`StreamStore.create_and_enqueue`),
+  so two concurrent requests can never both slip past the limit.
+- Queue depth: the arq queue's length (answers waiting for a worker), read in that same script.
 - SSE connections per owner: one member per open connection in `Keys.owner_sse`, scored by the time the
   connection's maximum lifetime ends (plus a minute), so slots of a crashed process lapse by themselves.
 """
@@ -14,7 +15,9 @@ from redis.asyncio import Redis
 
 from api.errors import QueueFullError, TooManyRequestsError
 from contract.keys import Keys
+from contract.queue import JOB_EXPIRES_MS, first_job
 from contract.status import TERMINAL_STATUSES
+from contract.store import CreateResult, NewStream, StreamStore
 
 _TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
 
@@ -54,40 +57,29 @@ class Admission:
         if finished:
             await self.redis.zrem(key, *finished)
 
-    async def _claim(self, owner: str, stream_id: str) -> tuple[int, int]:
-        """Add `stream_id` to the owner's active set; (queue depth, owner's count including it), one round trip."""
-        key = self.keys.owner_active(owner)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zcard(self.keys.queue)
-            pipe.zadd(key, {stream_id: time.time()})
-            pipe.zcard(key)
-            pipe.expire(key, self.ttl_seconds)
-            depth, _, count, _ = await pipe.execute()
-        return int(depth), int(count)
-
-    async def admit(self, owner: str, stream_id: str) -> None:
-        """Count `stream_id` as one of `owner`'s active streams, or raise: 503 when the queue is full, 429 when
-        the owner has too many. Ended streams leave the owner's set only when the count reaches the limit (then
-        they are pruned and it is counted again), so the usual admission is one round trip."""
-        depth, count = await self._claim(owner, stream_id)
-        if depth < self.max_queue_depth and count > self.max_active_per_owner:
-            await self._prune_finished(owner)
-            depth, count = await self._claim(owner, stream_id)
-        if depth >= self.max_queue_depth or count > self.max_active_per_owner:
-            await self.release_active(owner, stream_id)
-            if depth >= self.max_queue_depth:
-                raise QueueFullError(
-                    f"{depth} answers are waiting for a worker, the most the queue takes; retry later", 5
-                )
-            raise TooManyRequestsError(
-                f"at most {self.max_active_per_owner} answers may be queued or running at once for one owner; "
-                "wait for one to finish or cancel one",
-                2,
+    async def admit_and_create(self, store: StreamStore, new: NewStream) -> None:
+        """`admit`, `StreamStore.create` and the enqueue of the first attempt in one round trip
+        (`StreamStore.create_and_enqueue`); the owner's ended streams are pruned only when the count is at the
+        limit, then it is tried once more."""
+        job = first_job(new.stream_id, new.created_at_ms)
+        owner_key = self.keys.owner_active(new.owner)
+        for prune in (False, True):
+            if prune:
+                await self._prune_finished(new.owner)
+            result, number = await store.create_and_enqueue(
+                new, job, JOB_EXPIRES_MS, owner_key, self.max_queue_depth, self.max_active_per_owner
             )
-
-    async def release_active(self, owner: str, stream_id: str) -> None:
-        """Undo `claim_active` when the stream could not be created after all."""
-        await self.redis.zrem(self.keys.owner_active(owner), stream_id)
+            if result == CreateResult.OK:
+                return
+            if result == CreateResult.QUEUE_FULL:
+                raise QueueFullError(
+                    f"{number} answers are waiting for a worker, the most the queue takes; retry later", 5
+                )
+        raise TooManyRequestsError(
+            f"at most {self.max_active_per_owner} answers may be queued or running at once for one owner; "
+            "wait for one to finish or cancel one",
+            2,
+        )
 
     async def open_sse(self, owner: str) -> str:
         """Take one of `owner`'s SSE connection slots; returns the slot to give back, or raises 429."""

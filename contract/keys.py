@@ -7,6 +7,8 @@ name is ours.
 
 from dataclasses import dataclass
 
+from arq.constants import job_key_prefix, result_key_prefix
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -49,6 +51,16 @@ class Keys:
     def queue_wake(self) -> str:
         """Pub/sub channel on which every enqueue wakes the workers' queue poll at once."""
         return f"{self.prefix}:queue:wake"
+
+    @staticmethod
+    def arq_job(job_id: str) -> str:
+        """arq's key for a queued job's payload (arq's own prefix, not ours: arq's workers read it there)."""
+        return job_key_prefix + job_id
+
+    @staticmethod
+    def arq_result(job_id: str) -> str:
+        """arq's key for a finished job's result (while it exists, arq refuses to enqueue the same id)."""
+        return result_key_prefix + job_id
 
     @property
     def queue(self) -> str:

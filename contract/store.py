@@ -180,6 +180,46 @@ return 'requested'
 )
 
 
+# Create a queued stream, admit it and enqueue its first attempt as an arq job, in one step: what took about ten
+# round trips (admission, the create transaction, arq's WATCH / EXISTS / MULTI, the wake-up publish) is one.
+# The job is exactly what arq's `enqueue_job` writes (its payload at `arq:job:<id>` with arq's expiry, the id in
+# the queue's sorted set scored by the enqueue time), so arq's own workers run it; like arq, an id whose job or
+# result exists is not enqueued again.
+# KEYS: meta, request, active index, recent index, queue, owner's active set, arq job, arq result.
+# ARGV: sid, created_ms, owner, model, demo, request_json, ttl, job payload, job expiry ms, max queue depth,
+#       max active per owner, wake channel.
+_CREATE = """
+local depth = redis.call('ZCARD', KEYS[5])
+if depth >= tonumber(ARGV[10]) then return {'queue_full', depth} end
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
+local count = redis.call('ZCARD', KEYS[6])
+if count > tonumber(ARGV[11]) then
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  return {'owner_limit', count}
+end
+redis.call('EXPIRE', KEYS[6], ARGV[7])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'model', ARGV[4], 'attempt', 1, 'chars', 0, 'created_at', ARGV[2],
+  'demo', ARGV[5], 'owner', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+-- The recent index keeps ids for as long as their streams live.
+redis.call('ZREMRANGEBYSCORE', KEYS[4], 0, tonumber(ARGV[2]) - tonumber(ARGV[7]) * 1000)
+if redis.call('EXISTS', KEYS[7], KEYS[8]) == 0 then
+  redis.call('PSETEX', KEYS[7], ARGV[9], ARGV[8])
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[12], '1')
+return {'ok', count}
+"""
+
+
+class CreateResult(StrEnum):
+    OK = "ok"
+    QUEUE_FULL = "queue_full"  # the queue holds its maximum: nothing was written
+    OWNER_LIMIT = "owner_limit"  # the owner has its maximum of queued and running streams: nothing was written
+
+
 class BeginResult(StrEnum):
     OK = "ok"
     MISSING = "missing"
@@ -252,6 +292,7 @@ class StreamStore:
         self.redis = redis
         self.keys = keys
         self.ttl_seconds = ttl_seconds
+        self._create = redis.register_script(_CREATE)
         self._begin = redis.register_script(_BEGIN)
         self._append = redis.register_script(_APPEND)
         self._finish = redis.register_script(_FINISH)
@@ -263,6 +304,19 @@ class StreamStore:
     def _stream_keys(self, stream_id: str) -> list[str]:
         k = self.keys
         return [k.meta(stream_id), k.events(stream_id), k.active, k.request(stream_id), k.lease(stream_id)]
+
+    async def create_and_enqueue(
+        self, new: NewStream, job: bytes, job_expires_ms: int, owner_active: str, max_queue: int, max_active: int
+    ) -> tuple[CreateResult, int]:
+        """Admit, record and enqueue a new stream in one round trip (see `_CREATE`); returns the result and the
+        queue depth (`queue_full`) or the owner's count of active streams (otherwise)."""
+        k, sid = self.keys, new.stream_id
+        keys = [k.meta(sid), k.request(sid), k.active, k.recent, k.queue, owner_active]
+        keys += [k.arq_job(sid), k.arq_result(sid)]
+        args: list[bytes | str | int] = [sid, new.created_at_ms, new.owner, new.model, int(new.demo)]
+        args += [new.request_json, self.ttl_seconds, job, job_expires_ms, max_queue, max_active, k.queue_wake]
+        result, number = await self._create(keys=keys, args=args)
+        return CreateResult(result.decode()), int(number)
 
     async def create(self, new: NewStream) -> None:
         """Record a queued stream: its meta hash, its request, and its place in the indexes."""
