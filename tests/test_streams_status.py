@@ -26,7 +26,14 @@ async def test_status_reports_progress_and_result(client: httpx.AsyncClient, sta
     assert status["model"] == "chatrelay-demo?tokens=30&delay_ms=1"
     assert status["attempt"] == 1
     assert status["chars"] == len(assemble(events)) == len((await upstream_record(stack, body["id"]))["sent_text"])
-    assert status["usage"] == {"prompt_tokens": 10, "completion_tokens": 30, "total_tokens": 40}
+    # The usage as the upstream reported it, details included.
+    assert status["usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 30,
+        "total_tokens": 40,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     assert status["created_at"] <= status["started_at"] <= status["finished_at"]
     assert status["error"] is None
 
