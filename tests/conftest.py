@@ -3,7 +3,8 @@ API processes and an arq worker, all with a random key prefix so nothing depends
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,19 @@ async def upstream_record(stack: Stack, stream_id: str, wait_s: float = 10.0) ->
                 return dict(records[-1])
             await asyncio.sleep(0.05)
     raise AssertionError(f"the upstream has no finished request for stream {stream_id}")
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, within_s: float = 30.0, poll_s: float = 0.1
+) -> float:
+    """Poll `check` until it holds; returns the seconds that took. `within_s` is a bound that a loaded machine
+    meets with room to spare, not a target: reaching it means the condition never came."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > within_s:
+            raise AssertionError(f"not within {within_s:g} s: {what}")
+        await asyncio.sleep(poll_s)
+    return time.monotonic() - started
 
 
 async def create_stream(

@@ -1,7 +1,7 @@
 """A small spec-following SSE reader for the tests, and the answer assembly rule clients use."""
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +114,12 @@ async def read_events(
     offset: str | None = None,
     stop_after: int | None = None,
     keep_on_drop: bool = False,
+    on_event: Callable[[SseEvent], None] | None = None,
 ) -> tuple[int, list[SseEvent], list[str]]:
     """Read a stream's SSE response: (status, events, comments). `stop_after` drops the connection after that
     many events, like a reload or a network cut would. `keep_on_drop` returns what was read when the server
-    goes away mid-response, as a browser keeps what it rendered."""
+    goes away mid-response, as a browser keeps what it rendered. `on_event` sees each event as it arrives, so a
+    test can act once a reader has got somewhere instead of guessing how long that takes."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
     params = {"offset": offset} if offset is not None else {}
     events: list[SseEvent] = []
@@ -132,6 +134,8 @@ async def read_events(
                     comments.append(item)
                     continue
                 events.append(item)
+                if on_event is not None:
+                    on_event(item)
                 if stop_after is not None and len(events) >= stop_after:
                     break
         except httpx.TransportError:

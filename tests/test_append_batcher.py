@@ -23,13 +23,6 @@ from tests.conftest import Stack, create_stream, upstream_record
 from tests.test_metrics import scrape, value
 from worker.append_batcher import AppendBatcher
 
-# Keeps Redis busy for ARGV[1] microseconds, so a batch stays in flight that long.
-_BUSY = """
-local t = redis.call('TIME') local start = t[1] * 1000000 + t[2]
-repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > tonumber(ARGV[1])
-return 1
-"""
-
 
 def _batches() -> tuple[float, float]:
     """(round trips, appends) this process's batchers have sent so far."""
@@ -133,17 +126,20 @@ async def test_append_batcher_cancelled_caller_does_not_break_its_batch(own_redi
     late = ids.pop()
     batcher = AppendBatcher(store)
     blocker = connect(f"redis://127.0.0.1:{port}/0")
+    # Paused for writes (scripts included, CLIENT UNPAUSE not), Redis holds the next batch in flight until the test
+    # lets it go on, however slowly this machine runs: the sleeps below only let this process's own tasks take
+    # their turns. (A script that kept Redis busy for 300 ms could end before a descheduled test got to cancel.)
+    await blocker.client_pause(30_000, all=False)
     try:
-        busy = asyncio.create_task(blocker.register_script(_BUSY)(args=[300_000]))
-        await asyncio.sleep(0.05)  # Redis is busy: the next batch stays in flight
         tasks = [asyncio.create_task(batcher.append(sid, 1, 1, _delta("x"))) for sid in ids]
         await asyncio.sleep(0.05)
         late_task = asyncio.create_task(batcher.append(late, 1, 1, _delta("x")))  # queued for the next batch
         await asyncio.sleep(0.05)
         tasks[0].cancel()  # its append is in flight
         late_task.cancel()  # its append never left
-        await busy
+        await asyncio.sleep(0.05)
     finally:
+        await blocker.client_unpause()
         await blocker.aclose()
 
     results = await asyncio.gather(*tasks, late_task, return_exceptions=True)

@@ -30,7 +30,8 @@ async def _requests_for(stack: Stack, stream_id: str) -> list[dict[str, object]]
 
 
 async def test_rerun_of_a_running_attempt_writes_nothing(client: httpx.AsyncClient, redis: Redis, stack: Stack) -> None:
-    stream_id = await create_stream(client, model="chatrelay-demo?tokens=600&delay_ms=3")
+    # About 5 s: still running when the re-run comes, however slowly a busy machine gets it there.
+    stream_id = await create_stream(client, model="chatrelay-demo?tokens=600&delay_ms=8")
     url = f"/api/streams/{stream_id}/events"
     _, first, _ = await read_events(client, url, stop_after=5)
     assert (await client.get(f"/api/streams/{stream_id}")).json()["status"] == "running"

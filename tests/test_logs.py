@@ -1,7 +1,6 @@
 """Logs: JSON lines from the API and the worker, the stream id on every line about a stream, no secrets and no
 prompt text. (The upstream key is also checked in `test_secrets`.)"""
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 
 from cli.processes import free_port
-from tests.conftest import AUTH, UPSTREAM_KEY, Stack, create_stream
+from tests.conftest import AUTH, UPSTREAM_KEY, Stack, create_stream, wait_until
 from tests.sse_client import read_events
 
 
@@ -38,7 +37,18 @@ async def test_logs_follow_a_stream_across_api_and_worker_by_its_id(
     await client_b.post(f"/api/streams/{cancelled}/cancel", json={})
     _, rest, _ = await read_events(client, f"/api/streams/{cancelled}/events", last_event_id=first[-1].id)
     assert rest[-1].event == "cancelled"
-    await asyncio.sleep(0.3)  # the worker's last lines follow its terminal event
+
+    async def last_lines_logged() -> bool:
+        # A process logs the end of a stream after the terminal event went out, so after a reader saw it.
+        api_a, worker = json_lines(stack, "api-a"), json_lines(stack, "worker-1")
+        return (
+            any(line["message"].startswith("SSE response ended (terminal)") for line in about(api_a, done))
+            and any(" done: " in line["message"] for line in about(worker, done))
+            and any("upstream_rejected" in line["message"] for line in about(worker, failed))
+            and any("cancelled after" in line["message"] for line in about(worker, cancelled))
+        )
+
+    await wait_until(last_lines_logged, "the API and the worker log the end of each stream")
 
     api_a, api_b, worker = (json_lines(stack, name) for name in ("api-a", "api-b", "worker-1"))
     for line in api_a + worker:
@@ -77,7 +87,11 @@ async def test_access_log_scrubs_tokens_from_query_strings(stack: Stack) -> None
             stream_id = await create_stream(client, model="chatrelay-demo?tokens=3&delay_ms=0")
             secret = "tok-secret-9b1c2d3e4f"
             await client.get(f"/api/streams/{stream_id}", params={"token": secret, "offset": "0-0"})
-            await asyncio.sleep(0.2)
+
+            async def access_logged() -> bool:
+                return f"/api/streams/{stream_id}?token=" in stack.group.log_text("api-access-log")
+
+            await wait_until(access_logged, "uvicorn logs the request")
     finally:
         stack.group.stop("api-access-log")
     assert secret not in stack.group.log_text("api-access-log")

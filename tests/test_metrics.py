@@ -4,17 +4,15 @@ Counters are per process and the stack is shared by every test, so each test wai
 running, scrapes, runs its workload and compares the differences (summed over both API processes).
 """
 
-import asyncio
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from cli.processes import free_port
-from tests.conftest import AUTH, Stack, create_stream
+from tests.conftest import AUTH, Stack, create_stream, wait_until
 from tests.sse_client import read_events
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -38,14 +36,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], wait_s: float = 10.0) -> None:
-    for _ in range(int(wait_s / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    assert await check()
-
-
 async def wait_idle(redis: Redis, stack: Stack) -> None:
     """Streams other tests left running end first, so they do not count in our differences."""
 
@@ -53,7 +43,7 @@ async def wait_idle(redis: Redis, stack: Stack) -> None:
         worker = await scrape(stack.worker_metrics)
         return await redis.zcard(stack.keys.active) == 0 and value(worker, "chatrelay_jobs_running") == 0
 
-    await eventually(idle, wait_s=30)
+    await wait_until(idle, "nothing queued or running", within_s=60)
 
 
 async def status_of(client: httpx.AsyncClient, stream_id: str) -> dict[str, object]:
@@ -81,11 +71,16 @@ async def test_metrics_count_a_known_workload(
         received += len(events)
     resumed = await create_stream(client, model="chatrelay-demo?tokens=80&delay_ms=5")
     _, first, _ = await read_events(client, f"/api/streams/{resumed}/events", stop_after=5)
-    for _ in range(200):  # resumed once it has ended, so the rest is all replayed from storage
+
+    async def has_status(stream_id: str, status: str, with_text: bool = False) -> bool:
+        # Every poll is a request the route's histogram counts, checked below.
+        nonlocal status_polls
         status_polls += 1
-        if (await status_of(client, resumed))["status"] == "done":
-            break
-        await asyncio.sleep(0.02)
+        info = await status_of(client, stream_id)
+        return info["status"] == status and (not with_text or (isinstance(info["chars"], int) and info["chars"] > 0))
+
+    # Resumed once it has ended, so the rest is all replayed from storage.
+    await wait_until(lambda: has_status(resumed, "done"), "the resumed answer ends", poll_s=0.02)
     _, rest, _ = await read_events(client_b, f"/api/streams/{resumed}/events", last_event_id=first[-1].id)
     assert rest[-1].event == "done"
     failed = await create_stream(client, model="chatrelay-demo?status=400")
@@ -94,19 +89,10 @@ async def test_metrics_count_a_known_workload(
 
     # One cancelled while its answer streams, through the other API process.
     cancelled = await create_stream(client, model="chatrelay-demo?tokens=3000&delay_ms=5")
-    for _ in range(200):
-        status_polls += 1
-        info = await status_of(client, cancelled)
-        if info["status"] == "running" and isinstance(info["chars"], int) and info["chars"] > 0:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: has_status(cancelled, "running", with_text=True), "the answer streams", poll_s=0.02)
     response = await client_b.post(f"/api/streams/{cancelled}/cancel", json={})
     assert response.json()["status"] == "requested"
-    for _ in range(200):
-        status_polls += 1
-        if (await status_of(client, cancelled))["status"] == "cancelled":
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: has_status(cancelled, "cancelled"), "the answer is cancelled", poll_s=0.02)
     await wait_idle(redis, stack)
 
     async def api_delta(name: str, **labels: str) -> float:
@@ -116,7 +102,7 @@ async def test_metrics_count_a_known_workload(
     async def connections_closed() -> bool:
         return await api_delta("chatrelay_sse_connections") == 0 and await api_delta("chatrelay_sse_ended_total") == 6
 
-    await eventually(connections_closed)
+    await wait_until(connections_closed, "every SSE connection of the workload counted as ended")
     assert await api_delta("chatrelay_sse_ended_total", reason="terminal") == 5
     assert await api_delta("chatrelay_sse_ended_total", reason="closed") == 1  # the half read dropped mid-answer
     assert await api_delta("chatrelay_sse_resumes_total") == 1
@@ -149,7 +135,9 @@ async def test_metrics_count_a_known_workload(
     assert worker_delta("chatrelay_queue_wait_seconds_count") == 6
     assert worker_delta("chatrelay_cancels_total") == 1
     assert worker_delta("chatrelay_cancel_latency_seconds_count") == 1
-    assert 0 < worker_delta("chatrelay_cancel_latency_seconds_sum") < 2.0
+    # Closed long before the 15 s answer's end, even on a loaded machine; fault scenario 6 prints the figure to
+    # hold against the 250 ms target.
+    assert 0 < worker_delta("chatrelay_cancel_latency_seconds_sum") < 10.0
     assert value(after, "chatrelay_jobs_running") == 0
 
 
@@ -193,7 +181,7 @@ async def test_metrics_count_a_lost_worker_and_its_retry(stack: Stack) -> None:
                 info = await status_of(api, stream_id)
                 return info["status"] == "running" and isinstance(info["chars"], int) and info["chars"] > 0
 
-            await eventually(running)
+            await wait_until(running, "the answer streams")
             worker = await scrape(f"http://127.0.0.1:{metrics_port}/metrics")
             assert value(worker, "chatrelay_jobs_running") == 1
             stack.group.stop("worker-lost", signal.SIGKILL)
@@ -202,7 +190,7 @@ async def test_metrics_count_a_lost_worker_and_its_retry(stack: Stack) -> None:
                 samples = await scrape(f"{url}/metrics")
                 return value(samples, "chatrelay_lease_takeovers_total", outcome="retry") == 1
 
-            await eventually(taken_over)
+            await wait_until(taken_over, "the lost worker's stream is taken over")
             info = await status_of(api, stream_id)
             assert (info["status"], info["attempt"]) == ("queued", 2)
             samples = await scrape(f"{url}/metrics")

@@ -7,7 +7,7 @@ import time
 import httpx
 
 from cli.processes import free_port
-from tests.conftest import ADMIN_KEY, AUTH, Stack, upstream_record
+from tests.conftest import ADMIN_KEY, AUTH, Stack, upstream_record, wait_until
 from tests.sse_client import assemble, read_events
 
 
@@ -19,10 +19,12 @@ async def test_a_new_answer_wakes_a_worker_that_polls_rarely(stack: Stack) -> No
     try:
         async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            for _ in range(100):  # until the worker is up (registered, so its first poll has happened)
-                if (await client.get("/api/workers", headers=admin)).json()["workers"]:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def registered() -> bool:
+                return bool((await client.get("/api/workers", headers=admin)).json()["workers"])
+
+            # Registered, so its first poll has happened; the half second puts it well into its minute-long wait.
+            await wait_until(registered, "the worker registers", within_s=60)
             await asyncio.sleep(0.5)
             started = time.monotonic()
             created = await client.post(

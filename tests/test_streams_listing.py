@@ -13,6 +13,8 @@ from contract.store import NewStream, StreamStore
 from tests.conftest import Stack, create_stream
 from tests.sse_client import read_events
 
+MAX_AGE_S = 2
+
 
 def _model() -> str:
     """A model name no other test uses, so a model filter isolates this test's streams."""
@@ -58,12 +60,15 @@ async def test_list_pages_through_filtered_streams_newest_first(client: httpx.As
 async def test_list_filters_by_age(client: httpx.AsyncClient) -> None:
     model = _model()
     [old] = await _finished(client, model, 1)
-    await asyncio.sleep(1.2)
-    [new] = await _finished(client, model, 1)
+    # `old` is more than MAX_AGE_S old once this has passed; `new` is queried right after it is created, with a
+    # whole MAX_AGE_S for that one round trip.
+    await asyncio.sleep(MAX_AGE_S + 0.2)
+    new = await create_stream(client, model=model)
     params = {"status": "all", "model": model}
 
-    recent = (await client.get("/api/streams", params={**params, "max_age_seconds": 1})).json()["streams"]
+    recent = (await client.get("/api/streams", params={**params, "max_age_seconds": MAX_AGE_S})).json()["streams"]
     assert [s["id"] for s in recent] == [new]
+    await read_events(client, f"/api/streams/{new}/events")
     both = (await client.get("/api/streams", params={**params, "max_age_seconds": 600})).json()["streams"]
     assert [s["id"] for s in both] == [new, old]
     old_created = datetime.fromisoformat((await client.get(f"/api/streams/{old}")).json()["created_at"])

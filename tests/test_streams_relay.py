@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from demo_upstream.script import TRICKY
-from tests.conftest import Stack, create_stream, upstream_record
+from tests.conftest import Stack, create_stream, upstream_record, wait_until
 from tests.sse_client import assemble, read_events, read_with_disconnects
 
 
@@ -62,11 +62,13 @@ async def test_two_readers_at_once_get_the_same_answer(
 async def test_reader_after_done_gets_replay_and_response_closes(client: httpx.AsyncClient, stack: Stack) -> None:
     stream_id = await create_stream(client, model="chatrelay-demo?tokens=40&delay_ms=0")
     sent = (await upstream_record(stack, stream_id))["sent_text"]
-    for _ in range(100):
-        if (await client.get(f"/api/streams/{stream_id}")).json()["status"] == "done":
-            break
-        await asyncio.sleep(0.05)
-    status, events, _ = await asyncio.wait_for(read_events(client, f"/api/streams/{stream_id}/events"), 5)
+
+    async def done() -> bool:
+        return bool((await client.get(f"/api/streams/{stream_id}")).json()["status"] == "done")
+
+    await wait_until(done, "the answer is done")
+    # Bounded: a replay of an ended stream must end by itself, not wait for events that never come.
+    status, events, _ = await asyncio.wait_for(read_events(client, f"/api/streams/{stream_id}/events"), 20)
     assert status == 200
     assert assemble(events) == sent
     # A reconnect from the terminal event gets 204, which makes EventSource stop for good.

@@ -1,11 +1,11 @@
 """Status JSON, listing, health probes, and the Redis layout operators rely on."""
 
-import asyncio
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 
-from tests.conftest import Stack, create_stream, upstream_record
+from tests.conftest import Stack, create_stream, upstream_record, wait_until
 from tests.sse_client import assemble, read_events
 
 
@@ -39,18 +39,26 @@ async def test_status_reports_progress_and_result(client: httpx.AsyncClient, sta
 
 
 async def test_list_running_streams_newest_first(client: httpx.AsyncClient) -> None:
-    slow = [await create_stream(client, model="chatrelay-demo?tokens=400&delay_ms=20") for _ in range(3)]
-    await asyncio.sleep(0.3)
-    listed = (await client.get("/api/streams", params={"status": "running", "limit": 100})).json()["streams"]
+    # 40 s answers: still running when listed, however long the worker took to start them; cancelled below.
+    slow = [await create_stream(client, model="chatrelay-demo?tokens=2000&delay_ms=20") for _ in range(3)]
+    listed: list[dict[str, Any]] = []
+
+    async def all_running() -> bool:
+        listed[:] = (await client.get("/api/streams", params={"status": "running", "limit": 100})).json()["streams"]
+        return set(slow) <= {s["id"] for s in listed}
+
+    await wait_until(all_running, "the worker runs all three answers")
     ids = [s["id"] for s in listed]
     assert [i for i in ids if i in slow] == list(reversed(slow))
     assert all(s["status"] == "running" for s in listed)
     for stream_id in slow:
         await client.post(f"/api/streams/{stream_id}/cancel", json={})
-    active = (await client.get("/api/streams")).json()["streams"]
-    await asyncio.sleep(0.5)
-    active = (await client.get("/api/streams")).json()["streams"]
-    assert not {s["id"] for s in active} & set(slow)
+
+    async def none_active() -> bool:
+        active = (await client.get("/api/streams")).json()["streams"]
+        return not {s["id"] for s in active} & set(slow)
+
+    await wait_until(none_active, "the cancelled answers leave the active list")
     limited = (await client.get("/api/streams", params={"status": "cancelled", "limit": 2})).json()["streams"]
     assert len(limited) == 2
 
@@ -75,9 +83,10 @@ async def test_finished_stream_keys_expire_and_sit_under_one_hash_tag(
 
 
 async def test_heartbeats_are_comments_without_ids(client: httpx.AsyncClient) -> None:
-    # The test stack sends a heartbeat every 0.5 s; this answer waits 1.3 s for its first token (under the
-    # 1.5 s read timeout).
-    stream_id = await create_stream(client, model="chatrelay-demo?tokens=3&ttft_ms=1300")
+    # The test stack sends a heartbeat after 0.5 s without an event; this answer's tokens come 0.8 s apart: a
+    # heartbeat fits in each of the three gaps, and each gap is well under the stack's 1.5 s upstream read timeout
+    # even when a busy machine stretches it.
+    stream_id = await create_stream(client, model="chatrelay-demo?tokens=4&delay_ms=800")
     _, events, comments = await read_events(client, f"/api/streams/{stream_id}/events")
     assert len(comments) >= 2
     assert all(c.startswith(":") for c in comments)

@@ -1,14 +1,13 @@
 """Both HTTP transports of the SDK stream an answer exactly and end a dropped upstream with the same error code:
 `aiohttp` (the default, which the rest of the suite runs on) and `httpx` (CHATRELAY_UPSTREAM_HTTP_CLIENT)."""
 
-import asyncio
 import secrets
 
 import httpx
 import pytest
 
 from cli.processes import free_port
-from tests.conftest import ADMIN_KEY, AUTH, Stack, upstream_record
+from tests.conftest import ADMIN_KEY, AUTH, Stack, upstream_record, wait_until
 from tests.sse_client import assemble, read_events
 
 TRICKY = "chatrelay-demo?tokens=120&delay_ms=1&tricky=1"
@@ -28,10 +27,11 @@ async def test_each_upstream_transport_relays_exactly_and_reports_a_drop(stack: 
     try:
         async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            for _ in range(100):  # until the worker is up
-                if (await client.get("/api/workers", headers=admin)).json()["workers"]:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def registered() -> bool:
+                return bool((await client.get("/api/workers", headers=admin)).json()["workers"])
+
+            await wait_until(registered, f"the {transport} worker registers", within_s=60)
             results = {}
             for model in (TRICKY, DROPPED):
                 body = {"messages": [{"role": "user", "content": "x"}], "model": model}

@@ -6,8 +6,9 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -67,7 +68,13 @@ class FaultStack:
 
 
 @pytest.fixture(scope="module")
-def fault_stack() -> Iterator[FaultStack]:
+def fault_stack_env() -> dict[str, str]:
+    """Settings a scenario module adds to its fault stack (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def fault_stack(fault_stack_env: dict[str, str]) -> Iterator[FaultStack]:
     group = ProcessGroup()
     try:
         redis_port = free_port()
@@ -91,6 +98,7 @@ def fault_stack() -> Iterator[FaultStack]:
             CHATRELAY_MAX_SSE_CONNECTIONS_PER_OWNER="500",
             CHATRELAY_SSE_SEND_TIMEOUT_SECONDS="2",
         )
+        group.env.update(fault_stack_env)
         stack = FaultStack(group, redis_port, redis_url, demo_url.removesuffix("/v1"), {}, Keys(prefix))
         stack.start_worker()
         stack.start_worker()
@@ -140,6 +148,25 @@ async def read_to_end(
         if events and events[-1].event in TERMINAL:
             return events
     raise AssertionError(f"stream {stream_id} did not end within {deadline_s} s")
+
+
+async def before_any_ends(
+    ready: asyncio.Event, tasks: list[asyncio.Task[Any]], progress: Callable[[], str], within_s: float
+) -> None:
+    """Wait for `ready` (the readers are where the fault should hit them). A task that ends first means its answer
+    finished or failed before the fault could hit it mid-answer: fail then, or after `within_s`, saying how far the
+    readers got, and cancel the rest."""
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait([waiting, *tasks], timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    if waiting.done():
+        return
+    waiting.cancel()
+    reached = progress()
+    for task in tasks:
+        task.cancel()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    ended = [o for o in outcomes if not isinstance(o, asyncio.CancelledError)]
+    raise AssertionError(f"{reached} after {within_s:g} s or when the first reader ended; ended first: {ended[:2]!r}")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -8,6 +8,7 @@ import time
 import httpx
 from redis.asyncio import Redis
 
+from tests.conftest import wait_until
 from tests.faults.conftest import FaultStack, demo_records, percentile, read_to_end
 from tests.sse_client import assemble
 
@@ -48,7 +49,17 @@ async def test_cancel_running_and_queued_through_other_replica(fault_stack: Faul
         cancels = await asyncio.gather(*(cancel(sid) for sid in running + queued))
         assert {response.status_code for _, response in cancels} == {202}
         events = await asyncio.gather(*(read_to_end(b, sid, deadline_s=30) for sid in running + queued))
-        await asyncio.sleep(1.0)  # a late write from a worker would land now
+
+        async def upstreams_closed() -> bool:
+            async with httpx.AsyncClient(base_url=stack.demo_url) as demo:
+                records = (await demo.get("/_demo/requests")).json()
+            closed = {r["stream_id"] for r in records if r["client_disconnected"]}
+            return closed >= set(running)
+
+        # The workers have let go of every upstream request; a late write from one would land in the second
+        # after (a window for something that must not happen, not a stand-in for something that must).
+        await wait_until(upstreams_closed, "every running answer's upstream request is closed", within_s=30)
+        await asyncio.sleep(1.0)
 
     close_ms: list[float] = []
     for sid, (sent_at, _), stream_events in zip(running, cancels, events, strict=False):
@@ -81,6 +92,6 @@ async def test_cancel_running_and_queued_through_other_replica(fault_stack: Faul
     )
     assert queued_reached_upstream == 0
     assert written_after_cancel == 0
-    # Correctness bound only (every request closed promptly, not at the end of its answer); the figure to
-    # compare with the 250 ms target is printed above.
-    assert max(close_ms) < 5000
+    # Correctness bound only (every request closed long before the end of its 50 s answer), loose enough for a
+    # loaded machine; the figure to compare with the 250 ms target is the one printed above on a quiet machine.
+    assert max(close_ms) < 10_000

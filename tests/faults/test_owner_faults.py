@@ -2,11 +2,14 @@
 
 import asyncio
 import time
+from datetime import datetime
 
 import httpx
 
 from tests.faults.conftest import FaultStack, demo_records, read_to_end
 from tests.sse_client import assemble, read_events
+
+SHORT_TTL_S = 3
 
 
 async def _attempts(stranger: httpx.AsyncClient, stream_id: str) -> list[httpx.Response]:
@@ -69,9 +72,12 @@ async def test_strangers_get_404_and_share_links_expire(fault_stack: FaultStack)
         assert by_key not in listed
         assert (await browser.get(f"/api/streams/{mine}")).status_code == 200
 
-        # The owner makes a link; a client with no session reads the stream through it, exactly.
-        link = (await browser.post(f"/api/streams/{mine}/links", json={"ttl_seconds": 2})).json()
-        started = time.monotonic()
+        # The owner makes two links: one that outlives the checks below, however slowly they run, and a short one
+        # whose expiry the test waits out meanwhile. A link expires on a whole second: the short one lives 2-3 s.
+        short = (await browser.post(f"/api/streams/{mine}/links", json={"ttl_seconds": SHORT_TTL_S})).json()
+        assert (await no_cookie.get(short["status_url"])).status_code == 200
+        link = (await browser.post(f"/api/streams/{mine}/links", json={"ttl_seconds": 600})).json()
+        # A client with no session reads the stream through the link, exactly.
         status, events, _ = await read_events(no_cookie, link["events_url"])
         assert status == 200
         sent = str((await demo_records(stack, mine))[-1]["sent_text"])
@@ -84,12 +90,15 @@ async def test_strangers_get_404_and_share_links_expire(fault_stack: FaultStack)
         assert (await no_cookie.get(f"/api/streams/{by_key}?token={link['token']}")).status_code == 404
         tampered = link["token"][:-2] + ("AA" if not link["token"].endswith("AA") else "BB")
         assert (await no_cookie.get(f"/api/streams/{mine}?token={tampered}")).status_code == 404
-        await asyncio.sleep(max(0.0, 2.2 - (time.monotonic() - started)))
-        expired = await no_cookie.get(link["events_url"])
+        # Past its expiry by this machine's clock, which is the one the API checks it against.
+        expires_at = datetime.fromisoformat(short["expires_at"]).timestamp()
+        await asyncio.sleep(max(0.0, expires_at + 0.2 - time.time()))
+        expired = await no_cookie.get(short["events_url"])
         assert expired.status_code == 401
         assert expired.json()["error"]["code"] == "link_expired"
     print(
         f"\n[fault 7] {attempts} reads, status checks, cancels and link requests by other owners: "
-        f"{successes} succeeded; a 2 s share link read the stream exactly, then answered 401 link_expired"
+        f"{successes} succeeded; a share link read the stream exactly; a {SHORT_TTL_S} s one answered, then 401 "
+        "link_expired"
     )
     assert successes == 0

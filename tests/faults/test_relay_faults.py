@@ -5,9 +5,22 @@ import random
 import signal
 import time
 
+import pytest
+
 from cli.processes import free_port
-from tests.faults.conftest import FaultStack, demo_records, read_to_end
-from tests.sse_client import SseEvent, assemble, read_events, read_with_disconnects
+from tests.faults.conftest import FaultStack, before_any_ends, demo_records, read_to_end
+from tests.sse_client import TERMINAL, SseEvent, assemble, read_events, read_with_disconnects
+
+STREAMS = 100
+# About 10 s an answer at 20 tokens a second: far longer than getting 100 readers mid-answer takes, even on a
+# loaded machine, and light on the CPU that the readers need to get there.
+SLOW_ANSWER = "chatrelay-demo?tokens=200&delay_ms=50"
+
+
+@pytest.fixture(scope="module")
+def fault_stack_env() -> dict[str, str]:
+    # 50 jobs on each of the two workers: all 100 answers of scenario 5 generate at once, none waits in the queue.
+    return {"CHATRELAY_MAX_CONCURRENT_JOBS": "50"}
 
 
 def _byte_errors(events: list[SseEvent], sent: str) -> tuple[int, int]:
@@ -64,49 +77,58 @@ async def test_200_streams_with_random_disconnects_across_two_api_processes(faul
 
 async def test_kill_one_api_process_while_it_serves_100_streams(fault_stack: FaultStack) -> None:
     stack = fault_stack
+    streaming: set[str] = set()
+    every_reader_streaming = asyncio.Event()
     async with (
         stack.client("a", timeout=60) as a,
         stack.client("b", timeout=60) as b,
     ):
-        ids = []
-        for i in range(100):
+
+        async def reader(i: int) -> tuple[str, list[SseEvent], bool]:
+            # Read from the doomed process until it dies, then resume on the survivor from the last id.
             created = await b.post(
                 "/api/streams",
-                json={
-                    "messages": [{"role": "user", "content": "x"}],
-                    "model": f"chatrelay-demo?tokens=250&delay_ms=10&seed={i}",
-                },
+                json={"messages": [{"role": "user", "content": "x"}], "model": f"{SLOW_ANSWER}&seed={i}"},
             )
-            ids.append(created.json()["id"])
+            sid: str = created.json()["id"]
 
-        async def reader(sid: str) -> tuple[list[SseEvent], bool]:
-            # Read from the doomed process until it dies, then resume on the survivor from the last id.
-            _, events, _ = await read_events(a, f"/api/streams/{sid}/events", keep_on_drop=True)
-            if events and events[-1].event in ("done", "error", "cancelled"):
-                return events, False
+            def seen(event: SseEvent) -> None:
+                if event.event == "delta":
+                    streaming.add(sid)
+                    if len(streaming) == STREAMS:
+                        every_reader_streaming.set()
+
+            _, events, _ = await read_events(a, f"/api/streams/{sid}/events", keep_on_drop=True, on_event=seen)
+            if events and events[-1].event in TERMINAL:
+                return sid, events, False
             _, rest, _ = await read_events(
                 b, f"/api/streams/{sid}/events", last_event_id=events[-1].id if events else None
             )
-            return events + rest, True
+            return sid, events + rest, True
 
-        readers = [asyncio.create_task(reader(sid)) for sid in ids]
-        await asyncio.sleep(1.0)
+        started_at = time.monotonic()
+        readers = [asyncio.create_task(reader(i)) for i in range(STREAMS)]
+        # The kill comes once every reader is mid-answer, however long getting there took on this machine.
+        await before_any_ends(
+            every_reader_streaming, readers, lambda: f"{len(streaming)}/{STREAMS} readers mid-answer", within_s=60
+        )
         stack.group.procs["fault-api-a"].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         results = await asyncio.gather(*readers)
         recovered_in = time.monotonic() - killed_at
-    resumed = sum(1 for _, moved in results if moved)
+    resumed = sum(1 for _, _, moved in results if moved)
     exact = 0
-    for sid, (events, _) in zip(ids, results, strict=True):
+    for sid, events, _ in results:
         exact += assemble(events) == (await demo_records(stack, sid))[-1]["sent_text"]
     stack.group.stop("fault-api-a")
     stack.apis["a"] = stack.group.start_api(free_port(), "fault-api-a")
     print(
-        f"\n[fault 5] API process killed while serving 100 streams: resumed on the other {resumed}/100, "
-        f"exact {exact}/100, all done {recovered_in:.2f} s after the kill"
+        f"\n[fault 5] API process killed while serving {STREAMS} streams (every reader mid-answer "
+        f"{killed_at - started_at:.2f} s after the first request): resumed on the other {resumed}/{STREAMS}, "
+        f"exact {exact}/{STREAMS}, all done {recovered_in:.2f} s after the kill"
     )
-    assert resumed == 100
-    assert exact == 100
+    assert resumed == STREAMS
+    assert exact == STREAMS
 
 
 async def test_read_to_end_helper_follows_a_stream(fault_stack: FaultStack) -> None:
