@@ -38,7 +38,7 @@ def _api_message(message: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("scene", "cuts"),
     [
-        ("scene=reasoning&tokens=300&reasoning_field=reasoning_content", 20),
+        ("scene=reasoning&tokens=300&reasoning_field=reasoning_content&tricky=1", 20),
         ("scene=reasoning&tokens=300&reasoning_field=reasoning", 20),
         ("scene=tool_call", 20),
         ("scene=parallel_tools", 20),
