@@ -457,6 +457,13 @@ class StreamStore:
         )
         return entries
 
+    async def read_from(self, stream_id: str, entry_id: bytes, count: int = 1000) -> list[RawEntry]:
+        """The entry `entry_id` itself (first, if the stream still holds it) and up to `count` entries after it."""
+        entries: list[RawEntry] = await self.redis.xrange(
+            self.keys.events(stream_id), min=entry_id, max=b"+", count=count + 1
+        )
+        return entries
+
     async def has_entry(self, stream_id: str, entry_id: bytes) -> bool:
         found = await self.redis.xrange(self.keys.events(stream_id), min=entry_id, max=entry_id, count=1)
         return bool(found)
