@@ -38,6 +38,12 @@ log = logging.getLogger("chatrelay.api")
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
+def _may_stream(path: str) -> bool:
+    """The paths whose route may answer with an SSE handoff: the native events, and OpenAI's surface, whose
+    create and retrieve routes stream when the body or query says `stream` (never decided by `Accept`)."""
+    return path.endswith("/events") or path.startswith("/v1/")
+
+
 class ChatrelayApp(FastAPI):
     """FastAPI, with SSE event responses served in this outermost layer on the server's own `send`.
 
@@ -52,7 +58,7 @@ class ChatrelayApp(FastAPI):
         self.socket_buffer_bytes = socket_buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+        if scope["type"] != "http" or not _may_stream(scope["path"]):
             await super().__call__(scope, receive, send)
             return
         timed = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
