@@ -270,9 +270,7 @@ async def _send_chunk(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
-def _live_frames(
-    framing: Framing, entries: list[RawEntry], last_key: EntryId
-) -> tuple[bytes, EntryId, bool, int]:
+def _live_frames(framing: Framing, entries: list[RawEntry], last_key: EntryId) -> tuple[bytes, EntryId, bool, int]:
     """Frames of live entries after `last_key` (earlier ones were sent from the gap read) up to the one that ends
     the response: the bytes, the last id framed, whether it ended, and how many entries were framed."""
     frames: list[bytes] = []
