@@ -12,6 +12,7 @@ import pytest
 from openai.types.responses import Response
 
 from contract.queue import enqueue_generation, job_queue
+from contract.redis_client import connect
 from contract.store import StreamStore, TakeoverResult
 from tests.conftest import API_KEY, Stack, upstream_record
 
@@ -146,6 +147,20 @@ async def test_background_response_polled_until_completed(oai: openai.AsyncOpenA
     assert done.usage.output_tokens == 60
     items = await oai.responses.input_items.list(created.id)
     assert [i.type for i in items.data] == ["message"]
+    await oai.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        await oai.responses.retrieve(created.id)
+    assert await stack_redis_keys(stack, sid(created.id)) == []
+
+
+async def stack_redis_keys(stack: Stack, stream_id: str) -> list[bytes]:
+    """Every key of a stream that is left in Redis."""
+    redis = connect(stack.redis_url)
+    try:
+        found: list[bytes] = await redis.keys(f"{stack.keys.prefix}:{{{stream_id}}}:*")
+        return found
+    finally:
+        await redis.aclose()
 
 
 async def test_foreground_create_waits_for_the_whole_response(oai: openai.AsyncOpenAI, stack: Stack) -> None:

@@ -14,6 +14,7 @@ from api.openai_compat.chat_chunks import ChatChunks
 from api.openai_compat.errors import OpenAIParamError
 from api.openai_compat.responses_events import ResponseEvents
 from api.openai_compat.responses_request import ResponsesRequest, chat_body, echo_fields, input_messages
+from contract.settings import Settings
 from contract.store import RawEntry
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -312,6 +313,11 @@ def test_what_chat_completions_cannot_say_is_refused_naming_the_field(body: dict
     with pytest.raises(OpenAIParamError) as refused:
         chat_body(ResponsesRequest.model_validate({"model": "m", **body}), [])
     assert refused.value.param == param
+
+
+def test_models_setting_lists_the_default_first_and_each_once() -> None:
+    settings = Settings(openai_model="gpt-4o-mini", models=" llama3 , gpt-4o-mini,,qwen3 ")
+    assert settings.model_list() == ["gpt-4o-mini", "llama3", "qwen3"]
 
 
 if __name__ == "__main__":
