@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
+# The unmodified OpenAI npm client the tests drive against /v1 (tests/test_openai_node.py).
+NODE_CLIENT := tests/clients/openai-node
+NODE_CLIENT_STAMP := $(NODE_CLIENT)/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev lint format typecheck test test-python test-frontend frontend bench clean
+.PHONY: help install dev lint format typecheck test test-python test-frontend frontend node-clients bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +25,12 @@ install: $(STAMP) ## Create .venv and install the Python packages
 $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $(FRONTEND_STAMP)
+
+$(NODE_CLIENT_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
+	touch $(NODE_CLIENT_STAMP)
+
+node-clients: $(NODE_CLIENT_STAMP) ## Install the pinned openai npm client the /v1 tests drive (npm ci)
 
 frontend: $(FRONTEND_STAMP) ## Build the Svelte front end into frontend/dist
 	cd frontend && npm run build
@@ -42,7 +51,7 @@ format: install ## Format the Python code
 typecheck: install ## mypy --strict over source and tests
 	$(BIN)/mypy contract api worker demo_upstream cli bench tests
 
-test-python: install ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream)
+test-python: install node-clients ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream)
 	$(BIN)/pytest -q
 
 test-frontend: $(FRONTEND_STAMP) ## svelte-check, vitest, then Playwright in Chromium against the real stack
@@ -55,4 +64,4 @@ bench: install ## Benchmark chatrelay against the naive design (writes bench/res
 	$(BIN)/python -m bench
 
 clean: ## Remove the environment and build outputs
-	rm -rf $(VENV) frontend/node_modules frontend/dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist $(NODE_CLIENT)/node_modules .mypy_cache .ruff_cache .pytest_cache

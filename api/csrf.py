@@ -1,4 +1,5 @@
-"""CSRF protection for state-changing requests (every method but GET, HEAD and OPTIONS on `/api/`).
+"""CSRF protection for state-changing requests (every method but GET, HEAD and OPTIONS on `/api/`, and on `/v1/`
+when the request carries no API key).
 
 Two checks, both cheap and both needed by browsers only:
 - the body must be declared JSON (`Content-Type: application/json`): an HTML form cannot send that, and a
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import send_error
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PROTECTED = ("/api/", "/v1/")
 
 
 def is_json(content_type: str) -> bool:
@@ -37,10 +39,15 @@ class CsrfMiddleware:
         return bool(netloc) and netloc in own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or not scope["path"].startswith(_PROTECTED):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        if scope["path"].startswith("/v1/") and "authorization" in headers:
+            # OpenAI's SDKs send a key and no body (so no Content-Type) on `cancel` and `DELETE`; a page on another
+            # site cannot add an Authorization header without a CORS preflight, which is refused.
+            await self.app(scope, receive, send)
+            return
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, headers):
             await send_error(

@@ -21,7 +21,7 @@ from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
 from api.observe import ObserveMiddleware
-from api.routes import health, streams, workers
+from api.routes import health, openai_chat, openai_common, openai_models, openai_responses, streams, workers
 from api.routes.metrics import router as metrics_router
 from api.send_timeout import with_send_timeout
 from api.sse import HANDOFF_SCOPE_KEY, SseStream
@@ -38,6 +38,12 @@ log = logging.getLogger("chatrelay.api")
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
+def _may_stream(path: str) -> bool:
+    """The paths whose route may answer with an SSE handoff: the native events, and OpenAI's surface, whose
+    create and retrieve routes stream when the body or query says `stream` (never decided by `Accept`)."""
+    return path.endswith("/events") or path.startswith("/v1/")
+
+
 class ChatrelayApp(FastAPI):
     """FastAPI, with SSE event responses served in this outermost layer on the server's own `send`.
 
@@ -52,7 +58,7 @@ class ChatrelayApp(FastAPI):
         self.socket_buffer_bytes = socket_buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+        if scope["type"] != "http" or not _may_stream(scope["path"]):
             await super().__call__(scope, receive, send)
             return
         timed = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
@@ -130,9 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=sorted(cors_origins),
             allow_credentials=True,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "x-chatrelay-stream-id"],
         )
     # Outermost: tags every line of a stream's request with its id, including uvicorn's access log line.
     app.add_middleware(ObserveMiddleware)
@@ -141,6 +147,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(streams.router)
     app.include_router(workers.router)
+    # OpenAI's API under /v1 (`api.openai_compat`); the catch-all 404 after its routes.
+    app.include_router(openai_responses.router)
+    app.include_router(openai_chat.router)
+    app.include_router(openai_models.router)
+    app.include_router(openai_common.router)
 
     @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def api_not_found(path: str) -> None:

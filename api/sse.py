@@ -3,12 +3,16 @@
 Stored payloads are framed as they are: `id:` is the Redis entry id, `event:` the type, `data:` the one-line
 JSON the worker stored. Heartbeats are comment lines and carry no `id:`: an id on a frame that is not in the
 stream would make a reconnecting client skip real events (NVIDIA aiq#272).
+
+Other surfaces (OpenAI's Responses and Chat Completions under `/v1`) relay the same stored entries through the
+same loop, hub and send path with a `Framing` of their own: a second framing, not a second reader.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 from redis.exceptions import RedisError
@@ -41,6 +45,41 @@ def retry_frame(retry_ms: int) -> bytes:
     return b"retry: " + str(retry_ms).encode() + b"\n\n"
 
 
+class Framing(Protocol):
+    """How one surface turns the stored entries of a stream into the bytes of its response. It sees every entry
+    once, in stream order, from the response's first entry on; it may keep state (sequence numbers, item ids)."""
+
+    def opening(self) -> bytes:
+        """What the response starts with, before any entry."""
+        ...
+
+    def frame(self, entry: RawEntry) -> tuple[bytes, bool]:
+        """The bytes for one entry (maybe none), and whether the response ends after them."""
+        ...
+
+    def outage(self) -> bytes:
+        """The last bytes when Redis stays unreachable past the grace period (the response then ends)."""
+        ...
+
+
+class NativeFraming:
+    """chatrelay's own protocol: one SSE event per entry, `id:` the entry id, ended by the terminal event."""
+
+    __slots__ = ("retry_ms",)
+
+    def __init__(self, retry_ms: int) -> None:
+        self.retry_ms = retry_ms
+
+    def opening(self) -> bytes:
+        return retry_frame(self.retry_ms)
+
+    def frame(self, entry: RawEntry) -> tuple[bytes, bool]:
+        return frame(entry), is_terminal_entry(entry[1])
+
+    def outage(self) -> bytes:
+        return REDIS_UNAVAILABLE
+
+
 class SseStream:
     """One SSE response's body: replay `initial` (already read after the client's offset), the rest of the stored
     stream, then follow it live through the hub until a terminal event, the maximum connection lifetime, the
@@ -63,6 +102,7 @@ class SseStream:
         retry_ms: int,
         max_lifetime_seconds: float = float("inf"),
         on_close: Callable[[], Awaitable[None]] | None = None,
+        framing: Framing | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -73,12 +113,14 @@ class SseStream:
         self.retry_ms = retry_ms
         self.max_lifetime_seconds = max_lifetime_seconds
         self.on_close = on_close
+        self.framing: Framing = framing if framing is not None else NativeFraming(retry_ms)
         self._gone = False
         self._sub: Subscription | None = None
         self._last_key: EntryId = (0, 0)  # the last event sent
         self._deadline = float("inf")
         self._end_reason: str | None = None  # set when a direct write sent the end (terminal event, lifetime)
         self._direct: Callable[[bytes], bool] | None = None
+        self._unsent: list[bytes] = []  # framed on the direct path but not written (see `write_live`)
 
     async def run(self, send: Send, receive: Receive, raw_send: Send | None = None) -> None:
         """Serve the response on `send` (the server's, with the send timeout); `raw_send`, the server's own, lets
@@ -115,7 +157,8 @@ class SseStream:
         """Send the events; returns why the response ended (the `reason` label of SSE_ENDED)."""
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + self.max_lifetime_seconds
-        await _send_chunk(send, retry_frame(self.retry_ms))
+        framing = self.framing
+        await _send_chunk(send, framing.opening())
         last = self.after
         page = self.initial
         # Replay in pages until caught up with what is stored.
@@ -124,7 +167,7 @@ class SseStream:
                 return "closed"
             SSE_REPLAYED.inc(len(page))
             # One write per page, not per event: a storm of resumes replays thousands of events per client.
-            chunk, last, ended = _frames(page, last)
+            chunk, last, ended = _frames(framing, page, last)
             await _send_chunk(send, chunk)
             if ended:
                 return "terminal"
@@ -144,7 +187,7 @@ class SseStream:
                 ]
                 if gap:
                     SSE_REPLAYED.inc(len(gap))
-                    chunk, last, ended = _frames(gap, last)
+                    chunk, last, ended = _frames(framing, gap, last)
                     await _send_chunk(send, chunk)
                     if ended:
                         return "terminal"
@@ -154,23 +197,30 @@ class SseStream:
             while True:
                 if self._gone:
                     return "closed"
+                if self._unsent:
+                    # Framed by the hub's direct path, which could not write them: sent here, with the send timeout.
+                    chunk, self._unsent = b"".join(self._unsent), []
+                    await _send_chunk(send, chunk)
+                    sub.last_sent = loop.time()
+                    continue
                 if self._end_reason is not None:
                     return self._end_reason
                 if sub.entries:
                     # Everything the hub read since the last send goes out in one write.
                     entries, sub.entries = sub.entries, []
-                    chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+                    chunk, last_key, ended, count = _live_frames(framing, entries, self._last_key)
+                    # Past every entry framed, even one without bytes: the framing must see each entry once.
+                    self._last_key = last_key
                     if chunk:
                         SSE_LIVE.inc(count)
                         await _send_chunk(send, chunk)
-                        self._last_key = last_key
                         sub.last_sent = loop.time()
                     if ended:
                         return "terminal"
                 elif sub.overflowed:
                     return "overflow"  # too slow: the client resumes from its last event id without a gap
                 elif sub.outage:
-                    await _send_chunk(send, REDIS_UNAVAILABLE)
+                    await _send_chunk(send, framing.outage())
                     return "redis_unavailable"
                 elif sub.heartbeat_due:
                     sub.heartbeat_due = False
@@ -187,22 +237,27 @@ class SseStream:
             self.hub.unsubscribe(sub)
 
     def write_live(self, entries: list[RawEntry]) -> bool:
-        """The hub's direct path: write live entries now, from the hub's task, while this response's task waits.
-        False when the connection cannot take a write now; the hub then queues the entries for the task."""
+        """The hub's direct path: frame live entries and write them now, from the hub's task, while this response's
+        task waits. When the connection cannot take a write now, the bytes are left for the task to send (the
+        framing has taken the entries in and may keep state, so they are never framed twice)."""
         assert self._direct is not None
         assert self._sub is not None
-        chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+        chunk, last_key, ended, count = _live_frames(self.framing, entries, self._last_key)
+        if not count:
+            return True
+        self._last_key = last_key
+        now = asyncio.get_running_loop().time()
         if chunk:
-            if not self._direct(chunk):
-                return False
-            SSE_DIRECT.inc(count)
-            self._last_key = last_key
-            now = asyncio.get_running_loop().time()
-            self._sub.last_sent = now
-            if ended or now >= self._deadline:
-                # The task ends the response (the final chunk, the slot, the log line).
-                self._end_reason = "terminal" if ended else "lifetime"
+            if self._direct(chunk):
+                SSE_DIRECT.inc(count)
+                self._sub.last_sent = now
+            else:
+                self._unsent.append(chunk)
                 self._sub.wake()
+        if ended or now >= self._deadline:
+            # The task ends the response (the final chunk, the slot, the log line).
+            self._end_reason = "terminal" if ended else "lifetime"
+            self._sub.wake()
         return True
 
 
@@ -215,30 +270,34 @@ async def _send_chunk(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
-def _live_frames(entries: list[RawEntry], last_key: EntryId) -> tuple[bytes, EntryId, bool, int]:
-    """Frames of live entries after `last_key` (earlier ones were sent from the gap read) up to the first terminal
-    one: the bytes, the last id sent, whether it ended, and how many events."""
+def _live_frames(framing: Framing, entries: list[RawEntry], last_key: EntryId) -> tuple[bytes, EntryId, bool, int]:
+    """Frames of live entries after `last_key` (earlier ones were sent from the gap read) up to the one that ends
+    the response: the bytes, the last id framed, whether it ended, and how many entries were framed."""
     frames: list[bytes] = []
     ended = False
+    count = 0
     for entry in entries:
         entry_id = entry_key(entry[0])
         if entry_id <= last_key:
             continue
-        frames.append(frame(entry))
+        chunk, ended = framing.frame(entry)
+        frames.append(chunk)
+        count += 1
         last_key = entry_id
-        if is_terminal_entry(entry[1]):
-            ended = True
+        if ended:
             break
-    return b"".join(frames), last_key, ended, len(frames)
+    return b"".join(frames), last_key, ended, count
 
 
-def _frames(entries: list[RawEntry], last: bytes) -> tuple[bytes, bytes, bool]:
-    """Frames of stored entries up to the first terminal one: the bytes, the last entry id, and whether it ended."""
+def _frames(framing: Framing, entries: list[RawEntry], last: bytes) -> tuple[bytes, bytes, bool]:
+    """Frames of stored entries up to the one that ends the response: the bytes, the last entry id, and whether
+    it ended."""
     frames: list[bytes] = []
     for entry in entries:
-        frames.append(frame(entry))
+        chunk, ended = framing.frame(entry)
+        frames.append(chunk)
         last = entry[0]
-        if is_terminal_entry(entry[1]):
+        if ended:
             return b"".join(frames), last, True
     return b"".join(frames), last, False
 
@@ -255,14 +314,16 @@ class SseHandoff(Response):
     """The events route's response: it sends the status line and headers through the middlewares (CORS adds its
     headers, the access log notes the status) and leaves the body to the app's outermost layer, which runs the
     `SseStream` on the server's own `send` once the route and the middlewares have returned. Its headers are
-    `SSE_HEADERS`, sent as they are."""
+    `SSE_HEADERS` (and the route's `extra_headers`), sent as they are."""
 
-    def __init__(self, stream: SseStream) -> None:
+    def __init__(self, stream: SseStream, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(status_code=200)
         self.stream = stream
+        self.extra_headers = extra_headers or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        headers = SSE_HEADERS + self.extra_headers if self.extra_headers else SSE_HEADERS
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         handoff: list[SseStream] = scope[HANDOFF_SCOPE_KEY]
         handoff.append(self.stream)
 

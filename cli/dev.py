@@ -1,6 +1,7 @@
 """`chatrelay dev` (what `make dev` runs): the whole service on this machine with embedded defaults."""
 
 import argparse
+import secrets
 import signal
 import sys
 import time
@@ -16,6 +17,33 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--demo-delay-ms", type=float, default=45.0, help="demo model: pause between tokens")
     parser.set_defaults(run=run)
+
+
+def sdk_snippet(url: str, api_key: str, model: str) -> str:
+    """Python that an unmodified openai SDK runs against this service's `/v1` (what `chatrelay dev` prints)."""
+    return f"""\
+from openai import OpenAI
+
+client = OpenAI(base_url="{url}/v1", api_key="{api_key}")
+# Runs on a worker whatever happens to this connection; a dropped client resumes with
+# client.responses.retrieve(response_id, stream=True, starting_after=<last sequence_number>).
+stream = client.responses.create(model="{model}", input="Hello!", background=True, stream=True)
+for event in stream:
+    if event.type == "response.output_text.delta":
+        print(event.delta, end="", flush=True)
+print()
+"""
+
+
+def _api_key(env: dict[str, str]) -> str:
+    """The first configured API key, or a new one for this run (an SDK always sends a key)."""
+    for item in env.get("CHATRELAY_API_KEYS", "").split(","):
+        name, sep, key = item.strip().partition(":")
+        if sep and name and key:
+            return key
+    key = "ck-dev-" + secrets.token_urlsafe(24)
+    env["CHATRELAY_API_KEYS"] = f"dev:{key}"
+    return key
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"demo upstream: {demo_url.removesuffix('/v1')}", flush=True)
         if args.model:
             env["OPENAI_MODEL"] = args.model
+        api_key = _api_key(env)
         metrics_port = int(env.get("CHATRELAY_WORKER_METRICS_PORT", "9101"))
         for i in range(args.workers):
             # One metrics port per worker on this machine: 9101, 9102, ... (0 keeps them all off).
@@ -60,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
             group.start_worker(f"worker-{i}", {"CHATRELAY_WORKER_METRICS_PORT": port})
         url = group.start_api(args.port)
         print(f"chatrelay ready: {url}", flush=True)
+        model = env.get("OPENAI_MODEL", "gpt-4o-mini")
+        print(f"OpenAI SDKs: base_url {url}/v1, API key {api_key}; paste this into Python:\n", flush=True)
+        print(sdk_snippet(url, api_key, model), flush=True)
         while not stopping:
             for name, proc in list(group.procs.items()):
                 if proc.poll() is not None:

@@ -60,10 +60,13 @@ class DeltaEvent(BaseModel):
 
 
 class ReasoningEvent(BaseModel):
-    """Reasoning text (the upstream's `delta.reasoning_content` or `delta.reasoning`, or Mistral's `thinking`)."""
+    """Reasoning text (the upstream's `delta.reasoning_content` or `delta.reasoning`, or Mistral's `thinking`).
+    The first reasoning event of an attempt names the delta field it came in (`field`), so a surface that relays
+    Chat Completions chunks can use the upstream's own name; later ones leave it out."""
 
     type: Literal[EventType.REASONING] = EventType.REASONING
     text: str
+    field: str | None = None
 
 
 class ToolCallEvent(BaseModel):
@@ -135,6 +138,13 @@ def encode_event(event: BaseModel) -> tuple[bytes, bytes]:
 def encode_text(event_type: bytes, text: str) -> tuple[bytes, bytes]:
     """Fast path of `encode_event` for the per-token kinds that carry only `text` (delta, reasoning, refusal)."""
     return event_type, orjson.dumps({"text": text})
+
+
+def encode_reasoning(text: str, field: str | None) -> tuple[bytes, bytes]:
+    """Fast path of `encode_event(ReasoningEvent(...))`: `field` only where the event names it."""
+    if field is None:
+        return b"reasoning", orjson.dumps({"text": text})
+    return b"reasoning", orjson.dumps({"text": text, "field": field})
 
 
 def encode_delta(text: str) -> tuple[bytes, bytes]:

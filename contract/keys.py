@@ -28,6 +28,11 @@ class Keys:
         """JSON of the chat request (messages and options) the worker generates from."""
         return f"{self.prefix}:{{{stream_id}}}:request"
 
+    def response(self, stream_id: str) -> str:
+        """JSON of an OpenAI Responses request made on `/v1` (the fields its Response object echoes, its input
+        items); the answer itself is the stream's events."""
+        return f"{self.prefix}:{{{stream_id}}}:response"
+
     def lease(self, stream_id: str) -> str:
         """`<attempt>:<worker>` of the running attempt, expiring unless its worker renews it."""
         return f"{self.prefix}:{{{stream_id}}}:lease"

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     )
     # Default model when a request names none; not a secret, so the API can record it at enqueue time.
     openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL"))
+    # Models `GET /v1/models` lists besides `openai_model` (comma-separated): what OpenAI clients offer to pick.
+    models: str = ""
     key_prefix: str = Field(default="chatrelay", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     stream_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     # Set by `make dev` / `chatrelay dev` when it started the local demo upstream; shown in status JSON.
@@ -90,6 +92,11 @@ class Settings(BaseSettings):
     # entry not refreshed for `worker_ttl_seconds` expires, so a killed worker drops out on its own.
     worker_heartbeat_seconds: float = Field(default=2.0, gt=0)
     worker_ttl_seconds: float = Field(default=10.0, gt=0)
+
+    def model_list(self) -> list[str]:
+        """The default model first, then the others of `models`, each once."""
+        names = [self.openai_model, *(m.strip() for m in self.models.split(","))]
+        return list(dict.fromkeys(n for n in names if n))
 
 
 @lru_cache

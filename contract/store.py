@@ -450,6 +450,22 @@ class StreamStore:
         )
         return CancelResult(result.decode())
 
+    async def delete(self, stream_id: str) -> None:
+        """Remove a stream and everything kept with it. A worker still writing to it is fenced off (its scripts find
+        no status), so cancel a running stream first to close its upstream request."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(k.meta(stream_id), k.events(stream_id), k.request(stream_id), k.lease(stream_id))
+            pipe.delete(k.response(stream_id))
+            pipe.zrem(k.active, stream_id)
+            pipe.zrem(k.recent, stream_id)
+            await pipe.execute()
+
+    async def last_entry_id(self, stream_id: str) -> bytes:
+        """The id of the stream's newest entry, b"0-0" when it has none."""
+        newest: list[RawEntry] = await self.redis.xrevrange(self.keys.events(stream_id), count=1)
+        return newest[0][0] if newest else b"0-0"
+
     async def read_after(self, stream_id: str, after: bytes, count: int = 1000) -> list[RawEntry]:
         """Entries strictly after `after` (an entry id, or b"0-0" for the start)."""
         entries: list[RawEntry] = await self.redis.xrange(

@@ -2,6 +2,7 @@
 
 import asyncio
 import secrets
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -12,10 +13,11 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
+from cli.dev import sdk_snippet
 from contract.keys import Keys
 from contract.status import StreamStatus
 from contract.store import NewStream, StreamStore
-from tests.conftest import Stack, create_stream, upstream_record
+from tests.conftest import API_KEY, Stack, create_stream, upstream_record
 from tests.sse_client import assemble, read_events
 
 CHATRELAY = str(Path(sys.executable).parent / "chatrelay")
@@ -279,3 +281,11 @@ async def test_cli_help_and_dev_still_parse(stack: Stack) -> None:
     unreachable = await chatrelay(stack, "stats", env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"})
     assert unreachable.code == 1
     assert "hunter2" not in unreachable.err
+
+
+def test_dev_prints_an_sdk_snippet_that_works(stack: Stack) -> None:
+    """What `chatrelay dev` prints for OpenAI SDKs runs as it is, against a running service."""
+    code = sdk_snippet(stack.api_a, API_KEY, "chatrelay-demo?echo=1&delay_ms=1")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "Hello!\n"

@@ -12,7 +12,7 @@ so the stored order of kinds is the upstream's.
 import asyncio
 import contextlib
 
-from contract.events import encode_text, encode_tool_call
+from contract.events import encode_reasoning, encode_text, encode_tool_call
 from contract.store import AppendResult
 from worker.append_batcher import AppendBatcher
 
@@ -24,13 +24,14 @@ _COUNTER = {REASONING: "reasoning_chars", REFUSAL: "refusal_chars", TOOL_CALL: "
 class _Run:
     """Fragments of one kind (one tool call) waiting to be written as one event."""
 
-    __slots__ = ("call_id", "index", "kind", "name", "parts")
+    __slots__ = ("call_id", "field", "index", "kind", "name", "parts")
 
     def __init__(self, kind: bytes, index: int = 0, call_id: str | None = None, name: str | None = None) -> None:
         self.kind = kind
         self.index = index
         self.call_id = call_id
         self.name = name
+        self.field: str | None = None  # reasoning: the upstream's delta field, on the attempt's first run
         self.parts: list[str] = []
 
     def encode(self) -> tuple[tuple[bytes, bytes], int]:
@@ -39,6 +40,8 @@ class _Run:
         if self.kind is TOOL_CALL:
             chars = len(text) + len(self.call_id or "") + len(self.name or "")
             return encode_tool_call(self.index, self.call_id, self.name, text), chars
+        if self.field is not None:
+            return encode_reasoning(text, self.field), len(text)
         return encode_text(self.kind, text), len(text)
 
 
@@ -52,6 +55,7 @@ class AnswerWriter:
         self._has_pending = asyncio.Event()
         self._closing = False
         self._calls_seen: set[int] = set()
+        self._reasoning_named = False
         self._task = asyncio.create_task(self._run())
         self.written_chars = 0  # of every kind, as the meta hash's `chars`
         self.writes = 0
@@ -73,6 +77,20 @@ class AnswerWriter:
             run = _Run(kind)
             run.parts.append(text)
             pending.append(run)
+        self._has_pending.set()
+
+    def add_reasoning(self, text: str, field: str) -> None:
+        """Reasoning text, from the delta field `field`; the attempt's first reasoning event records the name."""
+        if not text or self.stopped is not None:
+            return
+        if self._reasoning_named:
+            self.add_text(REASONING, text)
+            return
+        self._reasoning_named = True
+        run = _Run(REASONING)
+        run.field = field
+        run.parts.append(text)
+        self._pending.append(run)
         self._has_pending.set()
 
     def add_tool_call(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:

@@ -57,9 +57,10 @@ def _delta(delta: dict[str, Any], writer: AnswerWriter) -> bool:
     """Hand a choice's delta to the writer, in the order a message has them; True when it said anything."""
     said = False
     # Both names occur; DeepSeek-style servers that send both mean the same text (prefer `reasoning_content`).
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    field = "reasoning_content" if delta.get("reasoning_content") else "reasoning"
+    reasoning = delta.get(field)
     if isinstance(reasoning, str) and reasoning:
-        writer.add_text(REASONING, reasoning)
+        writer.add_reasoning(reasoning, field)
         said = True
     content = delta.get("content")
     if isinstance(content, str):

@@ -48,7 +48,7 @@ async def _info(state: StateDep, stream_id: str, caller: Caller) -> tuple[Stream
 @router.post("", status_code=202, response_model=StreamCreated)
 async def create_stream(body: ChatRequest, request: Request, state: StateDep, caller: CallerDep) -> StreamCreated:
     """Queue a chat answer; returns at once with the stream id and where to read it."""
-    stream_id = await start_stream(state, caller, check_chat(body, state.settings))
+    stream_id, _model, _created = await start_stream(state, caller, check_chat(body, state.settings))
     base = str(request.url_for("get_stream", stream_id=stream_id).path)
     return StreamCreated(id=stream_id, events_url=f"{base}/events", status_url=base)
 
