@@ -10,7 +10,8 @@ const store = new ChatStore({
   eventSource: (url) => new EventSource(url),
   storage: window.localStorage,
   window,
-  images: indexedDbImages(),
+  // Without IndexedDB (rare), images live only as long as the page.
+  images: 'indexedDB' in window ? indexedDbImages() : undefined,
   // Only on secure origins (https, localhost); the store says so when it is missing.
   clipboard: navigator.clipboard,
 })

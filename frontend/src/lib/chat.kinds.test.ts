@@ -215,6 +215,21 @@ describe('images', () => {
     await until(() => b.store.conversations.some((c) => c.id === id))
     b.store.select(id)
     await until(() => b.store.imageUrls[question?.images?.[0]?.id ?? ''] === url)
+
+    // A reload that lands on the conversation by its address (#id) reads its images too.
+    const { storage, window } = shared.tab()
+    window.location.hash = `#${id}`
+    const reloaded = new ChatStore({
+      api: fakeApi(),
+      eventSource: fakeSources().factory,
+      storage,
+      window,
+      images,
+    })
+    stores.push(reloaded)
+    reloaded.start()
+    expect(reloaded.currentId).toBe(id)
+    await until(() => reloaded.imageUrls[question?.images?.[0]?.id ?? ''] === url)
   })
 
   it('refuses an image over the size limit or one the model cannot read, and says why', async () => {

@@ -184,8 +184,10 @@ export class ChatStore {
     for (const c of this.conversations) this.#persisted.add(c.id)
     const win = this.#deps.window
     const fromHash = win ? decodeURIComponent(win.location.hash.slice(1)) : ''
-    if (fromHash && this.conversations.some((c) => c.id === fromHash)) this.currentId = fromHash
-    else if (this.conversations[0]) this.select(this.conversations[0].id)
+    if (fromHash && this.conversations.some((c) => c.id === fromHash)) {
+      this.currentId = fromHash
+      this.#loadImages(fromHash)
+    } else if (this.conversations[0]) this.select(this.conversations[0].id)
     else this.newChat()
     for (const c of this.conversations) this.#follow(c.id, true)
     this.#sweepImages()
