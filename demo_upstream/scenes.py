@@ -103,10 +103,10 @@ def steps(script: Script, messages: list[dict[str, Any]], text_tokens: list[str]
             calls.append(("call_demo_time_2", "get_time", TIME_ARGS))
         if scene == "agent":
             # Thinks, says what it will do (the reply: Markdown, or the question with echo=1), then calls.
-            said = [_delta({script.reasoning_field: t}) for t in tokenize(DEMO_REASONING)] + text
+            lead = [_delta({script.reasoning_field: t}) for t in tokenize(DEMO_REASONING)] + text
         else:
-            said = [_delta({"content": t}) for t in tokenize("Let me check that.")]
-        return said + _tool_call_steps(calls)
+            lead = [_delta({"content": t}) for t in tokenize("Let me check that.")]
+        return lead + _tool_call_steps(calls)
     if scene == "refusal":
         return [_delta({"content": None, "refusal": ""})] + [_delta({"refusal": t}) for t in tokenize(REFUSAL)]
     if scene == "images":
