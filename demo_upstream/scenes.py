@@ -1,6 +1,7 @@
 """What the demo model streams besides plain text, chunk by chunk in the real Chat Completions format: a
 reasoning phase, tool calls (one, or two in parallel with their fragments interleaved), a refusal, Azure's
-content-filter chunks, and an answer about the images it was sent. Chosen per request with `scene=`.
+content-filter chunks, an answer about the images it was sent, and `agent`: all of an agent's turn in one answer
+(reasoning, then text, then a tool call). Chosen per request with `scene=`.
 
 A scene is a list of steps; a step is the part of one `chat.completion.chunk` that differs from the envelope
 (`choices`, and for Azure the envelope fields themselves). The server adds the envelope, the pacing and the
@@ -66,6 +67,21 @@ def _images(messages: list[dict[str, Any]]) -> list[str]:
     return tokenize(f"You sent me {len(types)} {noun}: {', '.join(types)}.")
 
 
+def _tool_call_steps(calls: list[tuple[str, str, str]]) -> list[Step]:
+    """Each call's head (id and name), then the fragments of their arguments."""
+    out = []
+    for index, (call_id, name, _) in enumerate(calls):
+        head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        out.append(_delta({"tool_calls": [head]}))
+    fragments = [_pieces(args, 7) for _, _, args in calls]
+    # Fragments of the calls alternate, as parallel calls from a real server may.
+    for i in range(max(len(f) for f in fragments)):
+        for index, pieces in enumerate(fragments):
+            if i < len(pieces):
+                out.append(_delta({"tool_calls": [{"index": index, "function": {"arguments": pieces[i]}}]}))
+    return out
+
+
 def steps(script: Script, messages: list[dict[str, Any]], text_tokens: list[str]) -> list[Step]:
     """The chunks of one reply before its finish chunk (the server sends that with `finish_reason`)."""
     scene = script.scene
@@ -80,27 +96,21 @@ def steps(script: Script, messages: list[dict[str, Any]], text_tokens: list[str]
             thought, said = tokenize(DEMO_REASONING), text_tokens
         field = script.reasoning_field
         return [_delta({field: t}) for t in thought] + [_delta({"content": t}) for t in said]
-    if scene in ("tool_call", "parallel_tools"):
+    if scene in ("tool_call", "parallel_tools", "agent"):
         reply = _tool_result_reply(messages)
         if reply is not None:
             return [_delta({"content": t}) for t in reply]
         calls = [("call_demo_weather_1", "get_weather", WEATHER_ARGS)]
         if scene == "parallel_tools":
             calls.append(("call_demo_time_2", "get_time", TIME_ARGS))
-        # Think, say a word, then call: the order gpt-oss and Qwen3 answer a tool-using request in.
-        field = script.reasoning_field
-        out = [_delta({field: t}) for t in tokenize(TOOL_REASONING)]
-        out += [_delta({"content": t}) for t in tokenize("Let me check that.")]
-        fragments = [[*_pieces(args, 7)] for _, _, args in calls]
-        for index, (call_id, name, _) in enumerate(calls):
-            head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
-            out.append(_delta({"tool_calls": [head]}))
-        # Fragments of the calls alternate, as parallel calls from a real server may.
-        for i in range(max(len(f) for f in fragments)):
-            for index, pieces in enumerate(fragments):
-                if i < len(pieces):
-                    out.append(_delta({"tool_calls": [{"index": index, "function": {"arguments": pieces[i]}}]}))
-        return out
+        if scene == "agent":
+            # Thinks, says what it will do (the reply: Markdown, or the question with echo=1), then calls.
+            lead = [_delta({script.reasoning_field: t}) for t in tokenize(DEMO_REASONING)] + text
+        else:
+            # Think, say a word, then call: the order gpt-oss and Qwen3 answer a tool-using request in.
+            lead = [_delta({script.reasoning_field: t}) for t in tokenize(TOOL_REASONING)]
+            lead += [_delta({"content": t}) for t in tokenize("Let me check that.")]
+        return lead + _tool_call_steps(calls)
     if scene == "refusal":
         return [_delta({"content": None, "refusal": ""})] + [_delta({"refusal": t}) for t in tokenize(REFUSAL)]
     if scene == "images":
@@ -126,6 +136,6 @@ def steps(script: Script, messages: list[dict[str, Any]], text_tokens: list[str]
 
 
 def finish_reason(script: Script, messages: list[dict[str, Any]]) -> str:
-    if script.scene in ("tool_call", "parallel_tools") and _tool_result_reply(messages) is None:
+    if script.scene in ("tool_call", "parallel_tools", "agent") and _tool_result_reply(messages) is None:
         return "tool_calls"
     return script.finish_reason

@@ -60,7 +60,7 @@ class Script:
     disconnect_after: int = -1  # drop the connection abruptly after this many tokens
     finish_reason: str = "stop"
     stamp: bool = False  # record each token's emit time (the benchmark's side channel: `/_demo/requests`)
-    # What else the reply says (`demo_upstream.scenes`): text, reasoning, tool_call, parallel_tools, refusal,
+    # What else the reply says (`demo_upstream.scenes`): text, reasoning, tool_call, parallel_tools, agent, refusal,
     # azure, images; and the delta field reasoning comes in (`reasoning_content` as DeepSeek, `reasoning` as vLLM).
     scene: str = "text"
     reasoning_field: str = "reasoning_content"

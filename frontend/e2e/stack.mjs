@@ -118,9 +118,12 @@ export async function startStack({ model, timeoutMs = 60_000 }) {
 }
 
 /**
- * What the demo model sent, per request (`GET /_demo/requests`).
+ * What the demo model received and sent, per request (`GET /_demo/requests`): the request body as received,
+ * and what it said of each kind (tool calls by index).
+ * @typedef {{ id: string, name: string, arguments: string }} SentToolCall
+ * @typedef {{ stream_id: string | null, model: string, body: { messages: any[] } & Record<string, unknown>, sent_text: string, sent_reasoning: string, sent_refusal: string, sent_tool_calls: SentToolCall[], finished: boolean, client_disconnected: boolean }} DemoRecord
  * @param {string} demoUrl
- * @returns {Promise<{ stream_id: string | null, model: string, sent_text: string, finished: boolean, client_disconnected: boolean }[]>}
+ * @returns {Promise<DemoRecord[]>}
  */
 export async function demoRequests(demoUrl) {
   const response = await fetch(`${demoUrl}/_demo/requests`)

@@ -3,12 +3,17 @@ import './app.css'
 import App from './App.svelte'
 import { httpApi } from './lib/api'
 import { ChatStore } from './lib/chat.svelte'
+import { indexedDbImages } from './lib/images'
 
 const store = new ChatStore({
   api: httpApi,
   eventSource: (url) => new EventSource(url),
   storage: window.localStorage,
   window,
+  // Without IndexedDB (rare), images live only as long as the page.
+  images: 'indexedDB' in window ? indexedDbImages() : undefined,
+  // Only on secure origins (https, localhost); the store says so when it is missing.
+  clipboard: navigator.clipboard,
 })
 store.start()
 

@@ -39,4 +39,44 @@ describe('Composer', () => {
     await fireEvent.keyDown(composer, { key: 'Enter' })
     expect(onsend).not.toHaveBeenCalled()
   })
+
+  it('hands over picked and pasted images, shows the attached ones and sends them without text', async () => {
+    const onattach = vi.fn()
+    const ondetach = vi.fn()
+    const onsend = vi.fn(() => true)
+    const attachments = [
+      {
+        ref: { id: 'i1', type: 'image/png', name: 'cat.png', bytes: 2048 },
+        url: 'data:image/png;base64,AAAA',
+      },
+    ]
+    render(Composer, {
+      props: {
+        busy: false,
+        stopping: false,
+        attachments,
+        onsend,
+        onstop: vi.fn(),
+        onattach,
+        ondetach,
+      },
+    })
+    const file = new File(['x'], 'dog.png', { type: 'image/png' })
+    const input = screen.getByTestId('attach') as HTMLInputElement
+    Object.defineProperty(input, 'files', { value: [file], configurable: true })
+    await fireEvent.change(input)
+    expect(onattach).toHaveBeenLastCalledWith([file])
+
+    const composer = screen.getByTestId('composer')
+    const text = new File(['x'], 'notes.txt', { type: 'text/plain' })
+    await fireEvent.paste(composer, { clipboardData: { files: [text, file] } })
+    expect(onattach).toHaveBeenLastCalledWith([file])
+
+    expect(screen.getByRole('img', { name: 'cat.png' })).toHaveAttribute('src', attachments[0]?.url)
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove cat.png' }))
+    expect(ondetach).toHaveBeenCalledWith('i1')
+    expect(screen.getByTestId('send')).toBeEnabled()
+    await fireEvent.click(screen.getByTestId('send'))
+    expect(onsend).toHaveBeenCalledWith('')
+  })
 })

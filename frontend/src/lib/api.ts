@@ -3,6 +3,7 @@
  * stable `code` and human `message` (`{"error": {"code", "message"}}`), or code `network` when the
  * request never got an answer.
  */
+import { sizeOf } from './format'
 import type { OutgoingMessage, StreamCreated } from './types'
 
 const BASE = '/api/streams'
@@ -70,11 +71,20 @@ async function request(url: string, init: RequestInit): Promise<Response> {
   return response
 }
 
+/** The server's default `CHATRELAY_MAX_BODY_BYTES`: a larger body is not sent (the server would answer 413). */
+export const MAX_BODY_BYTES = 20_000_000
+
 function postJson(url: string, body: unknown): Promise<Response> {
+  const json = JSON.stringify(body)
+  const bytes = new Blob([json]).size
+  if (bytes > MAX_BODY_BYTES) {
+    const message = `This conversation is ${sizeOf(bytes)} with its images; the server takes at most ${sizeOf(MAX_BODY_BYTES)}. Start a new chat to send more.`
+    return Promise.reject(new ApiError(413, 'too_large', message))
+  }
   return request(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify(body),
+    body: json,
   })
 }
 

@@ -8,10 +8,13 @@
  *   resumes with `?offset=<lastEventId>` and neither loses nor repeats text.
  * - Other tabs learn of changes through the `storage` event: they merge the stored copy into theirs
  *   (`mergeConversations`) and open their own connection for an answer in flight they were not reading.
+ * - Images are stored (IndexedDB, `images.ts`) when they are attached, before the message that holds them is
+ *   written, so a tab that reads the message finds them; they are read back to show them and to send them.
  */
 import type { Api } from './api'
 import { ApiError } from './api'
-import { applyEvent, isSettled } from './events'
+import { applyEvent, clearAnswer, isSettled } from './events'
+import { ImageError, memoryImages, storeImage, type ImageStore } from './images'
 import {
   conversationIdOf,
   mergeConversations,
@@ -25,7 +28,9 @@ import { AnswerStream, type EventSourceFactory, type LinkState } from './stream'
 import type {
   ChatMessage,
   ConnectionState,
+  ContentPart,
   Conversation,
+  ImageRef,
   MessageError,
   OutgoingMessage,
 } from './types'
@@ -34,6 +39,10 @@ export const SAVE_DELAY_MS = 250
 /** An answer stored as asked but without a stream id after this long: its request was lost (a reload). */
 export const ORPHAN_AFTER_MS = 20_000
 const TITLE_CHARS = 48
+/** Images attached but never sent (a tab closed with a draft) are removed after this long. */
+export const DRAFT_IMAGE_TTL_MS = 24 * 3600_000
+/** What the page answers for a tool call in the history: it has no tools to run (see `historyBefore`). */
+export const TOOL_NOT_RUN = 'Not run: this chat page cannot run tools.'
 
 export interface ChatStoreDeps {
   api: Api
@@ -41,7 +50,16 @@ export interface ChatStoreDeps {
   storage: Storage
   /** Where `storage`, `online`, `pagehide` and `hashchange` come from; none in some tests. */
   window?: Window
+  /** Where attached images are kept; in memory when absent (tests). */
+  images?: ImageStore
+  clipboard?: Pick<Clipboard, 'writeText'>
   now?: () => number
+}
+
+/** An image attached to the message being written, not sent yet. */
+export interface Attachment {
+  ref: ImageRef
+  url: string
 }
 
 export function newId(): string {
@@ -58,17 +76,65 @@ function titleFrom(text: string): string {
 
 function errorOf(cause: unknown): MessageError {
   if (cause instanceof ApiError) return { code: cause.code, message: cause.message }
+  if (cause instanceof ImageError) return { code: 'image_missing', message: cause.message }
   return { code: 'client', message: cause instanceof Error ? cause.message : String(cause) }
 }
 
-/** The history sent with a question: user messages and finished answers before `upTo`. */
-export function historyBefore(conversation: Conversation, upTo: string): OutgoingMessage[] {
+/** The images of the messages before `upTo`: what `historyBefore` needs the URLs of. */
+export function imagesBefore(conversation: Conversation, upTo: string): ImageRef[] {
+  const images: ImageRef[] = []
+  for (const m of conversation.messages) {
+    if (m.id === upTo) break
+    images.push(...(m.images ?? []))
+  }
+  return images
+}
+
+/**
+ * The history sent with a question: user messages and finished answers before `upTo`, as Chat Completions
+ * messages. An answer goes back as what it said (content, refusal, tool calls), never its reasoning (DeepSeek
+ * rejects it). Its tool calls are each followed by a `tool` message saying it was not run: the page has no
+ * tools, and OpenAI rejects an assistant message with `tool_calls` that no tool message answers.
+ */
+export function historyBefore(
+  conversation: Conversation,
+  upTo: string,
+  imageUrls: ReadonlyMap<string, string> = new Map(),
+): OutgoingMessage[] {
   const history: OutgoingMessage[] = []
   for (const m of conversation.messages) {
     if (m.id === upTo) break
-    if (m.role === 'user' || (m.status === 'done' && m.content)) {
-      history.push({ role: m.role, content: m.content })
+    if (m.role === 'user') {
+      const images = m.images ?? []
+      if (images.length === 0) {
+        history.push({ role: 'user', content: m.content })
+        continue
+      }
+      const parts: ContentPart[] = m.content ? [{ type: 'text', text: m.content }] : []
+      for (const image of images) {
+        parts.push({ type: 'image_url', image_url: { url: imageUrls.get(image.id) ?? '' } })
+      }
+      history.push({ role: 'user', content: parts })
+      continue
     }
+    if (m.status !== 'done') continue
+    const calls = (m.toolCalls ?? []).filter((c) => c.id && c.name)
+    if (!m.content && !m.refusal && calls.length === 0) continue
+    history.push({
+      role: 'assistant',
+      content: m.content || null,
+      ...(m.refusal ? { refusal: m.refusal } : {}),
+      ...(calls.length > 0
+        ? {
+            tool_calls: calls.map((c) => ({
+              id: c.id,
+              type: 'function' as const,
+              function: { name: c.name, arguments: c.arguments },
+            })),
+          }
+        : {}),
+    })
+    for (const c of calls) history.push({ role: 'tool', tool_call_id: c.id, content: TOOL_NOT_RUN })
   }
   return history
 }
@@ -78,6 +144,10 @@ export class ChatStore {
   currentId = $state<string | null>(null)
   /** A message about something that failed outside an answer (a Stop that did not reach the server). */
   notice = $state<string | null>(null)
+  /** Images attached to the message being written. */
+  attachments = $state<Attachment[]>([])
+  /** The `data:` URLs of the images shown, by image id; null when this browser does not have the image. */
+  imageUrls = $state<Record<string, string | null>>({})
   #links = $state<Record<string, LinkState>>({})
   #stopping = $state<Record<string, boolean>>({})
 
@@ -87,8 +157,11 @@ export class ChatStore {
   busy = $derived(this.answer?.status === 'streaming')
   stopping = $derived(this.answer ? this.#stopping[this.answer.id] === true : false)
   connection = $derived(this.connectionOf(this.answer))
+  /** The current answer can be asked for again (a new stream for the same history). */
+  canRegenerate = $derived(this.answer?.status === 'done' || this.answer?.status === 'cancelled')
 
   #deps: ChatStoreDeps
+  #images: ImageStore
   #now: () => number
   #streams = new Map<string, AnswerStream>()
   #asking = new Set<string>()
@@ -101,6 +174,7 @@ export class ChatStore {
 
   constructor(deps: ChatStoreDeps) {
     this.#deps = deps
+    this.#images = deps.images ?? memoryImages()
     this.#now = deps.now ?? Date.now
   }
 
@@ -110,10 +184,13 @@ export class ChatStore {
     for (const c of this.conversations) this.#persisted.add(c.id)
     const win = this.#deps.window
     const fromHash = win ? decodeURIComponent(win.location.hash.slice(1)) : ''
-    if (fromHash && this.conversations.some((c) => c.id === fromHash)) this.currentId = fromHash
-    else if (this.conversations[0]) this.select(this.conversations[0].id)
+    if (fromHash && this.conversations.some((c) => c.id === fromHash)) {
+      this.currentId = fromHash
+      this.#loadImages(fromHash)
+    } else if (this.conversations[0]) this.select(this.conversations[0].id)
     else this.newChat()
     for (const c of this.conversations) this.#follow(c.id, true)
+    this.#sweepImages()
     if (win) {
       this.#listen(win, 'storage', (e) => this.#onStorage(e as StorageEvent))
       this.#listen(win, 'pagehide', () => this.flush())
@@ -171,6 +248,7 @@ export class ChatStore {
       (c) => c.id === id || c.messages.length > 0 || this.#persisted.has(c.id),
     )
     this.currentId = id
+    this.#loadImages(id)
     const win = this.#deps.window
     if (win && decodeURIComponent(win.location.hash.slice(1)) !== id) {
       win.history.replaceState(null, '', `#${encodeURIComponent(id)}`)
@@ -187,28 +265,67 @@ export class ChatStore {
       }
     }
     removeConversation(this.#deps.storage, id)
+    const images = conversation.messages.flatMap((m) => m.images ?? []).map((i) => i.id)
+    if (images.length > 0) this.#images.remove(images).catch(() => undefined)
     this.#forget(id)
   }
 
-  /** Sends `text` in the current conversation and starts its answer. False when it cannot be sent now. */
+  /**
+   * Checks, reads and stores images for the message being written. One that cannot be sent (not an image
+   * the model reads, larger than the limit) is left out and the notice says why.
+   */
+  async attach(files: Iterable<File>): Promise<void> {
+    const problems: string[] = []
+    for (const file of files) {
+      const id = newId()
+      try {
+        const { ref, url } = await storeImage(this.#images, file, id, this.#now())
+        this.imageUrls[id] = url
+        this.attachments.push({ ref, url })
+      } catch (cause) {
+        problems.push(cause instanceof ImageError ? cause.message : errorOf(cause).message)
+      }
+    }
+    if (problems.length > 0) this.notice = problems.join(' ')
+  }
+
+  /** Takes an attached image off the message being written. */
+  detach(imageId: string): void {
+    this.attachments = this.attachments.filter((a) => a.ref.id !== imageId)
+    this.#images.remove([imageId]).catch(() => undefined)
+  }
+
+  /**
+   * Sends `text` and the attached images in the current conversation and starts its answer. False when it
+   * cannot be sent now.
+   */
   send(text: string): boolean {
-    if (!text.trim() || this.busy) return false
+    const images = this.attachments.map((a) => a.ref)
+    if ((!text.trim() && images.length === 0) || this.busy) return false
     if (!this.current) this.newChat()
     const conversation = this.current
     if (!conversation) return false
     const now = this.#now()
-    if (conversation.messages.length === 0) conversation.title = titleFrom(text)
-    conversation.messages.push(
-      { id: newId(), role: 'user', content: text, status: 'done', createdAt: now },
-      {
-        id: newId(),
-        role: 'assistant',
-        content: '',
-        status: 'streaming',
-        createdAt: now,
-        attemptAt: now,
-      },
-    )
+    if (conversation.messages.length === 0) {
+      conversation.title = text.trim() ? titleFrom(text) : images.length > 1 ? 'Images' : 'Image'
+    }
+    const question: ChatMessage = {
+      id: newId(),
+      role: 'user',
+      content: text.trim() ? text : '', // images alone: no blank text part
+      status: 'done',
+      createdAt: now,
+    }
+    if (images.length > 0) question.images = images
+    this.attachments = []
+    conversation.messages.push(question, {
+      id: newId(),
+      role: 'assistant',
+      content: '',
+      status: 'streaming',
+      createdAt: now,
+      attemptAt: now,
+    })
     conversation.updatedAt = now
     this.#sortByUpdate()
     const answer = conversation.messages.at(-1)
@@ -236,11 +353,43 @@ export class ChatStore {
     const answer = conversation?.messages.find((m) => m.id === messageId)
     if (!conversation || !answer || answer.role !== 'assistant' || answer.status !== 'error') return
     if (this.busy && this.answer?.id !== messageId) return
+    this.#askAgain(conversation, answer)
+  }
+
+  /**
+   * Replaces the current conversation's last answer with a new one to the same history (a new stream).
+   * Only the last: the turns after an earlier answer were asked with it, and messages are never taken out
+   * of a conversation (that is what lets two tabs' copies merge, see `persist.ts`).
+   */
+  regenerate(messageId: string): void {
+    const conversation = this.current
+    const answer = this.answer
+    if (!conversation || !answer || answer.id !== messageId || !this.canRegenerate) return
+    this.#askAgain(conversation, answer)
+  }
+
+  /** Puts an answer's Markdown source (or its refusal) on the clipboard; false when it did not. */
+  async copy(messageId: string): Promise<boolean> {
+    const message = this.current?.messages.find((m) => m.id === messageId)
+    const text = message ? message.content || message.refusal || '' : ''
+    if (!text) return false
+    try {
+      const clipboard = this.#deps.clipboard
+      if (!clipboard) throw new Error('this browser gives the page no clipboard (it needs https)')
+      await clipboard.writeText(text)
+      return true
+    } catch (cause) {
+      this.notice = `Could not copy the answer: ${errorOf(cause).message}`
+      return false
+    }
+  }
+
+  #askAgain(conversation: Conversation, answer: ChatMessage): void {
     this.#closeStream(answer.id)
-    // Strictly later than the failed attempt: merging copies picks the newer attempt by this.
+    // Strictly later than the attempt before: merging copies picks the newer attempt by this.
     answer.attemptAt = Math.max(this.#now(), (answer.attemptAt ?? 0) + 1)
     answer.status = 'streaming'
-    answer.content = ''
+    clearAnswer(answer)
     answer.streamId = undefined
     answer.lastEventId = undefined
     answer.error = undefined
@@ -280,7 +429,17 @@ export class ChatStore {
     let streamId: string | undefined
     let failure: MessageError | undefined
     try {
-      const created = await this.#deps.api.createStream(historyBefore(conversation, messageId))
+      const images = imagesBefore(conversation, messageId)
+      const urls = await this.#images.get(images.map((i) => i.id))
+      const missing = images.find((i) => !urls.has(i.id))
+      if (missing) {
+        throw new ImageError(
+          `The image “${missing.name}” is no longer stored in this browser, so the conversation cannot be sent again.`,
+        )
+      }
+      const created = await this.#deps.api.createStream(
+        historyBefore(conversation, messageId, urls),
+      )
       streamId = created.id
     } catch (cause) {
       failure = errorOf(cause)
@@ -345,7 +504,7 @@ export class ChatStore {
         restart: () => {
           const m = current()
           if (!m) return
-          m.content = ''
+          clearAnswer(m)
           m.lastEventId = undefined
           this.#save(conversationId, true)
         },
@@ -488,7 +647,10 @@ export class ChatStore {
       local.updatedAt = merged.updatedAt
       this.#sortByUpdate()
     }
-    if (changed) this.#follow(incoming.id, false)
+    if (changed) {
+      this.#follow(incoming.id, false)
+      if (incoming.id === this.currentId) this.#loadImages(incoming.id)
+    }
   }
 
   /** Drops a conversation deleted here or in another tab. */
@@ -510,6 +672,29 @@ export class ChatStore {
         this.newChat()
       }
     }
+  }
+
+  // ---- images --------------------------------------------------------------------------------------
+
+  /** Reads the images of a conversation's messages that this tab has not read yet. */
+  #loadImages(conversationId: string): void {
+    const ids = (this.#find(conversationId)?.messages ?? [])
+      .flatMap((m) => m.images ?? [])
+      .map((i) => i.id)
+      .filter((id) => !(id in this.imageUrls))
+    if (ids.length === 0) return
+    this.#images.get(ids).then(
+      (urls) => ids.forEach((id) => (this.imageUrls[id] = urls.get(id) ?? null)),
+      () => ids.forEach((id) => (this.imageUrls[id] = null)),
+    )
+  }
+
+  /** Removes old images that no stored conversation holds: drafts of tabs closed before sending. */
+  #sweepImages(): void {
+    const keep = new Set(
+      this.conversations.flatMap((c) => c.messages.flatMap((m) => m.images ?? [])).map((i) => i.id),
+    )
+    this.#images.sweep(this.#now() - DRAFT_IMAGE_TTL_MS, keep).catch(() => undefined)
   }
 
   // ---- lookups -------------------------------------------------------------------------------------

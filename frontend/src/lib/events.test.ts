@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applyEvent, compareEventIds } from './events'
+import { applyEvent, compareEventIds, MAX_TOOL_CALLS } from './events'
 import type { ChatMessage } from './types'
 
 function answer(): ChatMessage {
@@ -63,5 +63,69 @@ describe('applyEvent', () => {
     const m = answer()
     applyEvent(m, 'error', {}, '1-1')
     expect(m.error).toEqual({ code: 'error', message: 'The answer failed.' })
+  })
+
+  it('keeps reasoning, refusal and content apart, each exactly as streamed', () => {
+    const m = answer()
+    applyEvent(m, 'reasoning', { text: 'Think\n' }, '1-1')
+    applyEvent(m, 'reasoning', { text: 'ing 🙂' }, '1-2')
+    applyEvent(m, 'delta', { text: 'Answer' }, '1-3')
+    applyEvent(m, 'refusal', { text: 'No, ' }, '1-4')
+    applyEvent(m, 'refusal', { text: 'sorry.' }, '1-5')
+    expect(m).toMatchObject({
+      reasoning: 'Think\ning 🙂',
+      content: 'Answer',
+      refusal: 'No, sorry.',
+    })
+    expect(m.toolCalls).toBeUndefined()
+  })
+
+  it('assembles parallel tool calls whose fragments alternate', () => {
+    const m = answer()
+    const events: [unknown, string][] = [
+      [{ index: 0, id: 'call_a', name: 'get_weather', arguments: '' }, '1-1'],
+      [{ index: 1, id: 'call_b', name: 'get_time', arguments: '{"tz"' }, '1-2'],
+      [{ index: 0, arguments: '{"city":' }, '1-3'],
+      [{ index: 1, arguments: ':"Asia/Tokyo"}' }, '1-4'],
+      [{ index: 0, arguments: '"Paris"}' }, '1-5'],
+    ]
+    for (const [data, id] of events) applyEvent(m, 'tool_call', data, id)
+    expect(m.toolCalls).toEqual([
+      { id: 'call_a', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { id: 'call_b', name: 'get_time', arguments: '{"tz":"Asia/Tokyo"}' },
+    ])
+  })
+
+  it('leaves only the second attempt after a reset that follows reasoning and a partial tool call', () => {
+    const m = answer()
+    applyEvent(m, 'start', { attempt: 1, model: 'demo' }, '1-0')
+    applyEvent(m, 'reasoning', { text: 'first thoughts' }, '1-1')
+    applyEvent(m, 'delta', { text: 'Let me check.' }, '1-2')
+    applyEvent(m, 'tool_call', { index: 0, id: 'call_old', name: 'old', arguments: '{"ha' }, '1-3')
+    applyEvent(m, 'tool_call', { index: 1, id: 'call_old2', name: 'old2', arguments: '' }, '1-4')
+    applyEvent(m, 'reset', { attempt: 2 }, '1-5')
+    expect(m).toMatchObject({ content: '' })
+    expect(m.reasoning).toBeUndefined()
+    expect(m.toolCalls).toBeUndefined()
+    applyEvent(m, 'start', { attempt: 2, model: 'demo' }, '1-6')
+    applyEvent(m, 'reasoning', { text: 'second' }, '1-7')
+    applyEvent(m, 'tool_call', { index: 0, id: 'call_new', name: 'new', arguments: '{}' }, '1-8')
+    applyEvent(m, 'done', { finish_reason: 'tool_calls' }, '1-9')
+    expect(m).toMatchObject({
+      status: 'done',
+      finishReason: 'tool_calls',
+      content: '',
+      reasoning: 'second',
+      toolCalls: [{ id: 'call_new', name: 'new', arguments: '{}' }],
+    })
+    expect(m.refusal).toBeUndefined()
+  })
+
+  it('drops tool call fragments with an index it cannot hold', () => {
+    const m = answer()
+    applyEvent(m, 'tool_call', { index: MAX_TOOL_CALLS, id: 'x', name: 'x', arguments: '' }, '1-1')
+    applyEvent(m, 'tool_call', { index: -1, arguments: 'x' }, '1-2')
+    applyEvent(m, 'tool_call', { index: '0', arguments: 'x' }, '1-3')
+    expect(m.toolCalls).toBeUndefined()
   })
 })

@@ -1,8 +1,11 @@
 /**
  * How one stored stream event changes an answer. Pure functions: the store calls them, tests drive them.
  *
- * The rules (the server's contract): the answer is the concatenation of `delta` texts after the last
- * `reset`; `done`, `error` and `cancelled` are terminal and final; event ids are Redis stream entry ids
+ * The rules (the server's contract): the answer is what the events after the last `reset` say, each kind
+ * concatenated in order: `delta` texts are its content, `reasoning` and `refusal` texts its reasoning and
+ * refusal, and `tool_call` fragments its tool calls (a call's first fragment carries its `id` and `name`, its
+ * arguments are the concatenation of its fragments' `arguments`); `done`, `error` and `cancelled` are terminal
+ * and final; event ids are Redis stream entry ids
  * (`<ms>-<seq>`) that only grow, so an event whose id is not past `lastEventId` was applied already.
  * Skipping those is what keeps text from doubling when two sources (a reconnect, another tab's snapshot)
  * overlap.
@@ -12,6 +15,9 @@ import type { ChatMessage, MessageStatus, StreamEventType } from './types'
 export const STREAM_EVENT_TYPES: readonly StreamEventType[] = [
   'start',
   'delta',
+  'reasoning',
+  'tool_call',
+  'refusal',
   'done',
   'error',
   'cancelled',
@@ -50,6 +56,46 @@ function field(data: unknown, name: string): unknown {
     : undefined
 }
 
+/** Tool call indexes past this are dropped: a hostile index must not make the page allocate a huge array. */
+export const MAX_TOOL_CALLS = 1024
+
+/** Forgets everything an attempt said (a `reset`, or the text read again from the start). */
+export function clearAnswer(message: ChatMessage): void {
+  message.content = ''
+  delete message.reasoning
+  delete message.refusal
+  delete message.toolCalls
+}
+
+function text(data: unknown): string | undefined {
+  const value = field(data, 'text')
+  return typeof value === 'string' ? value : undefined
+}
+
+function addToolCall(message: ChatMessage, data: unknown): void {
+  const index = field(data, 'index')
+  if (
+    typeof index !== 'number' ||
+    !Number.isInteger(index) ||
+    index < 0 ||
+    index >= MAX_TOOL_CALLS
+  ) {
+    return
+  }
+  // Read back after assigning: in the store `message` is a $state proxy, which copies what it is given.
+  if (!message.toolCalls) message.toolCalls = []
+  const calls = message.toolCalls
+  while (calls.length <= index) calls.push({ id: '', name: '', arguments: '' })
+  const call = calls[index]
+  if (!call) return
+  const id = field(data, 'id')
+  const name = field(data, 'name')
+  const args = field(data, 'arguments')
+  if (typeof id === 'string' && id) call.id = id
+  if (typeof name === 'string' && name) call.name = name
+  if (typeof args === 'string') call.arguments += args
+}
+
 /**
  * Applies one event to `message` in place. Returns false when the event changed nothing: the answer is
  * already settled, or the event was applied before (its id is not past `lastEventId`).
@@ -70,13 +116,24 @@ export function applyEvent(
       if (typeof model === 'string') message.model = model
       break
     }
-    case 'delta': {
-      const text = field(data, 'text')
-      if (typeof text === 'string') message.content += text
+    case 'delta':
+      message.content += text(data) ?? ''
+      break
+    case 'reasoning': {
+      const more = text(data)
+      if (more !== undefined) message.reasoning = (message.reasoning ?? '') + more
       break
     }
+    case 'refusal': {
+      const more = text(data)
+      if (more !== undefined) message.refusal = (message.refusal ?? '') + more
+      break
+    }
+    case 'tool_call':
+      addToolCall(message, data)
+      break
     case 'reset':
-      message.content = ''
+      clearAnswer(message)
       break
     case 'done': {
       message.status = 'done'
@@ -89,11 +146,11 @@ export function applyEvent(
       break
     case 'error': {
       const code = field(data, 'code')
-      const text = field(data, 'message')
+      const said = field(data, 'message')
       message.status = 'error'
       message.error = {
         code: typeof code === 'string' ? code : 'error',
-        message: typeof text === 'string' && text ? text : 'The answer failed.',
+        message: typeof said === 'string' && said ? said : 'The answer failed.',
       }
       break
     }

@@ -4,8 +4,9 @@
  *
  * One key per conversation rather than one list: creating or deleting a conversation is a single write or
  * removal, so two tabs never overwrite each other's list, and the `storage` event names exactly what
- * changed. An answer in flight is stored with its `streamId`, `lastEventId` and the text up to that event,
- * always written together, so any stored copy is a consistent place to resume from.
+ * changed. An answer in flight is stored with its `streamId`, `lastEventId` and everything it said up to that
+ * event (content, reasoning, refusal, tool calls), always written together, so any stored copy is a consistent
+ * place to resume from. Images are not in here but in IndexedDB (`images.ts`); messages hold their ids.
  */
 import { compareEventIds, isSettled } from './events'
 import type { ChatMessage, Conversation } from './types'
@@ -23,6 +24,30 @@ export function conversationIdOf(key: string | null): string | null {
 
 const STATUSES = new Set(['streaming', 'done', 'error', 'cancelled'])
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null
+}
+
+function optional(value: unknown, check: (v: unknown) => boolean): boolean {
+  return value === undefined || check(value)
+}
+
+const isString = (v: unknown) => typeof v === 'string'
+
+function isToolCall(value: unknown): boolean {
+  return isObject(value) && isString(value.id) && isString(value.name) && isString(value.arguments)
+}
+
+function isImageRef(value: unknown): boolean {
+  return (
+    isObject(value) &&
+    isString(value.id) &&
+    isString(value.type) &&
+    isString(value.name) &&
+    typeof value.bytes === 'number'
+  )
+}
+
 function isMessage(value: unknown): value is ChatMessage {
   const m = value as ChatMessage | null
   return (
@@ -31,7 +56,11 @@ function isMessage(value: unknown): value is ChatMessage {
     typeof m.id === 'string' &&
     (m.role === 'user' || m.role === 'assistant') &&
     typeof m.content === 'string' &&
-    STATUSES.has(m.status)
+    STATUSES.has(m.status) &&
+    optional(m.reasoning, isString) &&
+    optional(m.refusal, isString) &&
+    optional(m.toolCalls, (v) => Array.isArray(v) && v.every(isToolCall)) &&
+    optional(m.images, (v) => Array.isArray(v) && v.every(isImageRef))
   )
 }
 

@@ -10,11 +10,39 @@ export interface MessageError {
   message: string
 }
 
+/** One tool call of an answer, assembled from its `tool_call` fragments (the array index is the call's `index`). */
+export interface ToolCall {
+  id: string
+  name: string
+  /** The concatenation of the fragments' `arguments`: JSON once complete, any prefix of it before. */
+  arguments: string
+}
+
+/**
+ * An image the user sent. The image itself (a `data:` URL) is kept in the browser's IndexedDB (`images.ts`),
+ * not in the conversation in localStorage, whose few megabytes a single photo would fill.
+ */
+export interface ImageRef {
+  id: string
+  /** Media type, e.g. `image/png`. */
+  type: string
+  name: string
+  bytes: number
+}
+
 export interface ChatMessage {
   id: string
   role: Role
   /** For an answer: the concatenation of `delta` texts after the last `reset`, exactly as streamed. */
   content: string
+  /** Answer only: the `reasoning` texts after the last `reset`; absent when the model did not reason. */
+  reasoning?: string
+  /** Answer only: the `refusal` texts after the last `reset`. */
+  refusal?: string
+  /** Answer only: the tool calls after the last `reset`, by index. */
+  toolCalls?: ToolCall[]
+  /** User message only: the images sent with it. */
+  images?: ImageRef[]
   status: MessageStatus
   createdAt: number
   /** Answer only: when this attempt was asked for (a retry starts a newer attempt on the same message). */
@@ -46,7 +74,16 @@ export type ConnectionState =
   | 'done' // the answer is settled (finished or stopped)
   | 'error' // the answer failed, or cannot be read any more
 
-export type StreamEventType = 'start' | 'delta' | 'done' | 'error' | 'cancelled' | 'reset'
+export type StreamEventType =
+  | 'start'
+  | 'delta'
+  | 'reasoning'
+  | 'tool_call'
+  | 'refusal'
+  | 'done'
+  | 'error'
+  | 'cancelled'
+  | 'reset'
 
 export interface StreamCreated {
   id: string
@@ -55,7 +92,23 @@ export interface StreamCreated {
   status_url: string
 }
 
-export interface OutgoingMessage {
-  role: 'system' | 'user' | 'assistant'
-  content: string
+export type ContentPart =
+  { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }
+
+export interface OutgoingToolCall {
+  id: string
+  type: 'function'
+  function: { name: string; arguments: string }
 }
+
+/** A message of the history sent with a question: Chat Completions' message shapes, as the page uses them. */
+export type OutgoingMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string | ContentPart[] }
+  | {
+      role: 'assistant'
+      content: string | null
+      refusal?: string
+      tool_calls?: OutgoingToolCall[]
+    }
+  | { role: 'tool'; tool_call_id: string; content: string }
