@@ -132,11 +132,19 @@ async def idle_sse(stack: Stack, redis: Redis, count: int) -> dict[str, Any]:
     )
     redis_before = int((await redis.info("memory"))["used_memory"])
 
+    retries = 0
+
     async def open_one() -> _Connection:
-        conn = await client.open("GET", resume_path(chat_id))
-        if conn.reply.status != 200:
-            raise RuntimeError(f"GET {resume_path(chat_id)} answered {conn.reply.status}")
-        return conn
+        # A resume the producer does not answer within the library's 1 s fails (HTTP 500): try again, as a
+        # client would, and count it.
+        nonlocal retries
+        for _ in range(3):
+            conn = await client.open("GET", resume_path(chat_id))
+            if conn.reply.status == 200:
+                return conn
+            await conn.finished
+            retries += 1
+        raise RuntimeError(f"GET {resume_path(chat_id)} answered {conn.reply.status} three times")
 
     started = time.monotonic()
     conns: list[_Connection] = []
@@ -157,4 +165,5 @@ async def idle_sse(stack: Stack, redis: Redis, count: int) -> dict[str, Any]:
         "rss_samples": [{"connections": n, "rss_bytes": rss} for n, rss in samples],
         "bytes_per_connection": round(per_connection(samples)),
         "redis_bytes_per_connection": round((redis_after - redis_before) / max(1, len(conns))),
+        "retries": retries,
     }
