@@ -60,8 +60,11 @@ test-frontend: $(FRONTEND_STAMP) ## svelte-check, vitest, then Playwright in Chr
 test: lint typecheck test-python ## Everything CI runs: lint, types, Python tests, front-end tests
 	@if [ -f frontend/package.json ]; then $(MAKE) test-frontend; fi
 
-bench: install ## Benchmark chatrelay against the naive design (writes bench/results/)
+# The benchmark installs its peer's npm packages itself (`npm ci` in bench/peers/resumable_stream, bench/peer.py),
+# so that `python -m bench --quick` in the tests works on a fresh clone too.
+bench: install ## Benchmark chatrelay against the naive design and resumable-stream (writes bench/results/)
 	$(BIN)/python -m bench
 
 clean: ## Remove the environment and build outputs
-	rm -rf $(VENV) frontend/node_modules frontend/dist $(NODE_CLIENT)/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist $(NODE_CLIENT)/node_modules \
+		bench/peers/resumable_stream/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -10,7 +10,7 @@ import bisect
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from contract.keys import Keys
 
 NAIVE = "naive"
 CHATRELAY = "chatrelay"
+PEER = "peer"  # Vercel's resumable-stream (bench.peer)
+DESIGNS = (NAIVE, PEER, CHATRELAY)  # the order each K runs them in
 
 
 @dataclass
@@ -115,6 +117,21 @@ async def naive_chat(client: HttpClient, model: str, chat: Chat) -> None:
     body = {"id": chat.chat_id, "model": model, "messages": _messages(chat.seed)}
     chat.reply = await client.fetch("POST", "/chat", body)
     chat.sent_at = chat.reply.sent_at
+
+
+async def peer_chat(client: HttpClient, model: str, chat: Chat) -> None:
+    """The peer takes the same request as the naive app: its POST /chat is the producer's stream."""
+    chat.chat_id = "peer-" + secrets.token_hex(8)
+    body = {"id": chat.chat_id, "model": model, "messages": _messages(chat.seed)}
+    chat.reply = await client.fetch("POST", "/chat", body)
+    chat.sent_at = chat.reply.sent_at
+
+
+RUNNERS: dict[str, Callable[[HttpClient, str, Chat], Coroutine[Any, Any, None]]] = {
+    NAIVE: naive_chat,
+    PEER: peer_chat,
+    CHATRELAY: chatrelay_chat,
+}
 
 
 def assemble(reply: Reply) -> tuple[str, str, list[int], list[float]]:
@@ -211,7 +228,7 @@ async def run_load(
     rate = concurrency / chat_seconds
     warmup = min(chat_seconds, duration_s / 3)
     client = HttpClient(base_url)
-    run: Callable[[HttpClient, str, Chat], Awaitable[None]] = chatrelay_chat if design == CHATRELAY else naive_chat
+    run = RUNNERS[design]
     chats: list[Chat] = []
     tasks: list[asyncio.Task[None]] = []
     open_now = 0

@@ -10,7 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.client import HttpClient, Reply, _Connection
-from bench.load import NAIVE, Chat, assemble, chatrelay_chat, demo_model, fetch_records, naive_chat
+from bench.load import CHATRELAY, NAIVE, PEER, RUNNERS, Chat, assemble, demo_model, fetch_records
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from bench.stats import summarize
 from cli.processes import free_port
@@ -133,7 +133,7 @@ async def reconnect_storm(client: HttpClient, answer: dict[str, Any], clients: i
     }
 
 
-async def _open_many(
+async def open_many(
     open_one: Any, count: int, parallel: int, pid: int, steps: int
 ) -> tuple[list[_Connection], list[tuple[int, int]]]:
     """Open a warm-up tenth, then `count` connections in `steps` batches (at most `parallel` at a time), sampling
@@ -158,7 +158,7 @@ async def _open_many(
     return conns, samples
 
 
-def _per_connection(samples: list[tuple[int, int]]) -> float:
+def per_connection(samples: list[tuple[int, int]]) -> float:
     """The least-squares slope of RSS against open connections: bytes per connection."""
     n = len(samples)
     mean_x = sum(x for x, _ in samples) / n
@@ -186,7 +186,7 @@ async def idle_sse_chatrelay(stack: Stack, count: int) -> dict[str, Any]:
     started = time.monotonic()
     conns: list[_Connection] = []
     try:
-        conns, samples = await _open_many(open_one, count, 200, pid, 5)
+        conns, samples = await open_many(open_one, count, 200, pid, 5)
         opened_s = time.monotonic() - started
         live = sum(1 for c in conns if not c.finished.done())
     finally:
@@ -205,7 +205,7 @@ async def idle_sse_chatrelay(stack: Stack, count: int) -> dict[str, Any]:
         "open_at_measurement": live,
         "seconds_to_open": round(opened_s, 1),
         "rss_samples": [{"connections": n, "rss_bytes": rss} for n, rss in samples],
-        "bytes_per_connection": round(_per_connection(samples)),
+        "bytes_per_connection": round(per_connection(samples)),
         "ended_with_cancelled": ended,
     }
 
@@ -221,7 +221,7 @@ async def idle_sse_naive(stack: Stack, count: int) -> dict[str, Any]:
 
     conns: list[_Connection] = []
     try:
-        conns, samples = await _open_many(open_one, count, 100, stack.pids["naive"], 4)
+        conns, samples = await open_many(open_one, count, 100, stack.pids["naive"], 4)
     finally:
         for c in conns:
             c.close()
@@ -229,7 +229,7 @@ async def idle_sse_naive(stack: Stack, count: int) -> dict[str, Any]:
     return {
         "connections": len(conns),
         "rss_samples": [{"connections": n, "rss_bytes": rss} for n, rss in samples],
-        "bytes_per_connection": round(_per_connection(samples)),
+        "bytes_per_connection": round(per_connection(samples)),
     }
 
 
@@ -240,15 +240,19 @@ def dumps(obj: Any) -> bytes:
 async def relay_cpu(stack: Stack, design: str, chats: int, tokens: int, window_s: float) -> dict[str, Any]:
     """CPU per token of steady streaming alone: `chats` answers at 30 tokens/s are all open, and the CPU of each
     process is read over a window in which no chat starts or ends (no POST, no new SSE response)."""
-    naive = design == NAIVE
-    client = HttpClient(stack.naive_url if naive else stack.api_url)
+    chatrelay = design == CHATRELAY
+    client = HttpClient({NAIVE: stack.naive_url, PEER: stack.peer_url}.get(design, stack.api_url))
     owners = stack.owners()
     model = demo_model(tokens, 1000 / 30, 0, 11)
-    runs = [Chat("", i, headers=None if naive else owners[i % len(owners)]) for i in range(chats)]
-    run = naive_chat if naive else chatrelay_chat
+    runs = [Chat("", i, headers=owners[i % len(owners)] if chatrelay else None) for i in range(chats)]
+    run = RUNNERS[design]
     tasks = [asyncio.create_task(run(client, model, chat)) for chat in runs]
     await asyncio.sleep(2.0)  # every chat is streaming by now
-    names = ("naive",) if naive else ("api", "redis", *(n for n in stack.pids if n.startswith("worker")))
+    names = {NAIVE: ("naive",), PEER: ("peer", "redis")}.get(design) or (
+        "api",
+        "redis",
+        *(n for n in stack.pids if n.startswith("worker")),
+    )
     t0 = time.time()
     before = {n: cpu_seconds(stack.pids[n]) for n in names}
     await asyncio.sleep(window_s)

@@ -1,17 +1,21 @@
-"""The run's results as JSON, a Markdown table (figure, target, chatrelay, naive, ratio, met?) and a plot."""
+"""The run's results as JSON, a Markdown table (figure, target, chatrelay, the peer, naive, ratios, met?) and a
+plot."""
 
 from pathlib import Path
 from typing import Any
 
-from bench.load import CHATRELAY, NAIVE
+from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER
 from bench.probes import dumps
 from bench.run import HEADLINE_K, P99_LIMIT_MS
 
-Row = tuple[str, str, str, str, str, str]
+Row = tuple[str, str, str, str, str, str, str, str]
+Cells = tuple[str, str, str]
+# The table's columns; the two ratios are chatrelay's figure over the peer's and over the naive app's.
+HEADER = ("figure", "target", CHATRELAY, "peer (resumable-stream)", NAIVE, "÷ peer", "÷ naive", "met?")
 
 
 def _point(result: dict[str, Any], design: str, k: int = HEADLINE_K) -> dict[str, Any]:
-    for point in result["sweep"]["points"][design]:
+    for point in result["sweep"]["points"].get(design, []):
         if point["target_concurrency"] == k:
             return dict(point)
     return {}
@@ -29,32 +33,61 @@ def _met(ok: bool | None) -> str:
     return "—" if ok is None else ("yes" if ok else "**no**")
 
 
+def _nums(values: "tuple[float | None, float | None, float | None] | list[float | None]", digits: int = 1) -> Cells:
+    """chatrelay's, the peer's and the naive app's figure, formatted."""
+    c, p, n = values
+    return _num(c, digits), _num(p, digits), _num(n, digits)
+
+
+def _row(figure: str, target: str, c: str, p: str, n: str, cp: str = "—", cn: str = "—", met: str = "—") -> Row:
+    return (figure, target, c, p, n, cp, cn, met)
+
+
+def _cpu(cpu: dict[str, float]) -> tuple[str, float | None]:
+    """One design's CPU per token by process, and its total over its server processes."""
+    if not cpu:
+        return "—", None
+    workers = sum(v for name, v in cpu.items() if name.startswith("worker"))
+    if "api" in cpu:
+        total = cpu["api"] + workers + cpu.get("redis", 0)
+        return (
+            f"API {_num(cpu['api'])}, worker {_num(workers)}, Redis {_num(cpu.get('redis'))}; total {_num(total)}",
+            total,
+        )
+    if "peer" in cpu:
+        total = cpu["peer"] + cpu.get("redis", 0)
+        return f"Node {_num(cpu['peer'])}, Redis {_num(cpu.get('redis'))}; total {_num(total)}", total
+    return _num(cpu.get("naive")), cpu.get("naive")
+
+
 def rows(result: dict[str, Any]) -> list[Row]:
-    c, n = _point(result, CHATRELAY), _point(result, NAIVE)
+    c, p, n = _point(result, CHATRELAY), _point(result, PEER), _point(result, NAIVE)
     out: list[Row] = []
     for q, limit in (("p50", 2.0), ("p99", 10.0), ("max", None)):
-        cv, nv = c.get("added_latency_ms", {}).get(q), n.get("added_latency_ms", {}).get(q)
-        target = f"≤ {limit:g} and ≤ naive" if limit else "—"
-        ok = None if limit is None or cv is None or nv is None else cv <= limit and cv <= nv
+        cv, pv, nv = (d.get("added_latency_ms", {}).get(q) for d in (c, p, n))
+        # Issue 15: ahead of the peer too on the tail.
+        rivals = [nv, pv] if q == "p99" else [nv]
+        target = "—" if limit is None else f"≤ {limit:g} and ≤ naive" + (", peer" if q == "p99" else "")
+        ok = None if limit is None or cv is None or None in rivals else cv <= limit and all(cv <= r for r in rivals)
         out.append(
-            (
+            _row(
                 f"added latency per token {q}, K={HEADLINE_K} x 30 tok/s (ms)",
                 target,
-                _num(cv, 2),
-                _num(nv, 2),
+                *_nums((cv, pv, nv), 2),
+                _ratio(cv, pv),
                 _ratio(cv, nv),
                 _met(ok),
             )
         )
-    ct, nt = c.get("ttft_ms", {}), n.get("ttft_ms", {})
-    co, no = ct.get("overhead", {}).get("p50"), nt.get("overhead", {}).get("p50")
+    ct, pt, nt = (d.get("ttft_ms", {}) for d in (c, p, n))
+    co, po, no = (t.get("overhead", {}).get("p50") for t in (ct, pt, nt))
     ok = None if co is None or no is None else co - no <= 25
     out.append(
-        (
+        _row(
             "TTFT overhead p50 (ms): time to first token minus the model's own",
             "≤ naive + 25",
-            _num(co),
-            _num(no),
+            *_nums((co, po, no)),
+            _ratio(co, po),
             _ratio(co, no),
             _met(ok),
         )
@@ -65,156 +98,186 @@ def rows(result: dict[str, Any]) -> list[Row]:
         ("worker_start", "worker began → upstream request"),
         ("first_relay", "upstream emit → client"),
     ):
-        cv, nv = ct.get(stage, {}).get("p50"), nt.get(stage, {}).get("p50")
+        cv, pv, nv = (t.get(stage, {}).get("p50") for t in (ct, pt, nt))
         target = "≤ 20" if stage == "queue_wait" else "—"
         ok = None if stage != "queue_wait" or cv is None else cv <= 20
-        out.append((f"  TTFT stage p50: {stage} ({label}) (ms)", target, _num(cv), _num(nv), "—", _met(ok)))
+        out.append(_row(f"  TTFT stage p50: {stage} ({label}) (ms)", target, *_nums((cv, pv, nv)), "—", "—", _met(ok)))
     lk = result["sweep"]["largest_k"]
-    ck, nk = lk[CHATRELAY]["largest_k"], lk[NAIVE]["largest_k"]
+    ck, pk, nk = (lk.get(d, {}).get("largest_k") for d in (CHATRELAY, PEER, NAIVE))
     out.append(
-        (
+        _row(
             f"largest K with p99 added latency ≤ {P99_LIMIT_MS:g} ms",
-            "≥ 2 x naive",
-            str(ck),
-            str(nk),
+            "≥ 3 x naive, > peer",
+            *_nums((ck, pk, nk), 0),
+            _ratio(ck, pk),
             _ratio(ck, nk),
-            _met(ck >= 2 * nk if nk else None),
+            _met(None if not nk or pk is None or ck is None else ck >= 3 * nk and ck > pk),
         )
     )
     steady = result["steady_streaming"]
-    for label, ccpu, ncpu in (
-        (
-            f"K={HEADLINE_K} load, chats starting and ending",
-            c.get("cpu_us_per_token", {}),
-            n.get("cpu_us_per_token", {}),
-        ),
+    for label, cpus in (
+        (f"K={HEADLINE_K} load, chats starting and ending", [d.get("cpu_us_per_token", {}) for d in (c, p, n)]),
         (
             f"steady streaming of {steady[CHATRELAY]['chats']} open chats",
-            steady[CHATRELAY]["cpu_us_per_token"],
-            steady[NAIVE]["cpu_us_per_token"],
+            [steady.get(d, {}).get("cpu_us_per_token", {}) for d in (CHATRELAY, PEER, NAIVE)],
         ),
     ):
-        api, naive_app = ccpu.get("api"), ncpu.get("naive")
-        workers = sum(v for name, v in ccpu.items() if name.startswith("worker")) if ccpu else None
-        redis_cpu = ccpu.get("redis")
-        total = (api or 0) + (workers or 0) + (redis_cpu or 0)
-        cells = f"API {_num(api)}, worker {_num(workers)}, Redis {_num(redis_cpu)}; total {_num(total)}"
+        (ccell, ctotal), (pcell, ptotal), (ncell, ntotal) = (_cpu(cpu) for cpu in cpus)
+        api = cpus[0].get("api")
         out.append(
-            (
-                f"CPU per token (µs), {label}: API process / the naive app",
+            _row(
+                f"CPU per token (µs), {label}: by server process",
                 "≤ 30 (API)",
-                cells,
-                _num(naive_app),
-                _ratio(total, naive_app),  # all of chatrelay's server processes against the one naive app
+                ccell,
+                pcell,
+                ncell,
+                _ratio(ctotal, ptotal),  # all of a design's server processes against all of the other's
+                _ratio(ctotal, ntotal),
                 _met(None if api is None else api <= 30),
             )
         )
     reasoning = result.get("reasoning_profile")
     if reasoning:
         # Same K and tokens as the headline point, half of each answer as reasoning events: against chatrelay's
-        # own text-only point of the same run.
+        # own text-only point of the same run (the other designs relay no reasoning).
         rl, cl = reasoning.get("added_latency_ms", {}), c.get("added_latency_ms", {})
         out.append(
-            (
+            _row(
                 f"reasoning-heavy profile (half the tokens reasoning), K={HEADLINE_K}: added p50 / p99 (ms)",
                 "as text-only",
                 f"{_num(rl.get('p50'), 2)} / {_num(rl.get('p99'), 2)}",
-                f"text-only: {_num(cl.get('p50'), 2)} / {_num(cl.get('p99'), 2)}",
-                _ratio(rl.get("p99"), cl.get("p99")),
                 "—",
+                f"chatrelay text-only: {_num(cl.get('p50'), 2)} / {_num(cl.get('p99'), 2)}",
+                cn=_ratio(rl.get("p99"), cl.get("p99")),
             )
         )
         ra, ca = reasoning.get("cpu_us_per_token", {}).get("api"), c.get("cpu_us_per_token", {}).get("api")
         out.append(
-            (
+            _row(
                 "  reasoning-heavy profile: API CPU per token under load (µs)",
                 "as text-only",
                 _num(ra),
-                f"text-only: {_num(ca)}",
-                _ratio(ra, ca),
                 "—",
+                f"chatrelay text-only: {_num(ca)}",
+                cn=_ratio(ra, ca),
             )
         )
-    demo_c, demo_n = c.get("cpu_us_per_token", {}).get("demo"), n.get("cpu_us_per_token", {}).get("demo")
-    out.append(("CPU per token: the demo upstream, the same in both (µs)", "—", _num(demo_c), _num(demo_n), "—", "—"))
-    rc = c.get("redis_commands", {})
+    demo = [d.get("cpu_us_per_token", {}).get("demo") for d in (c, p, n)]
+    out.append(_row("CPU per token: the demo upstream, the same in all (µs)", "—", *_nums(demo)))
+    rc, rp = c.get("redis_commands", {}), p.get("redis_commands", {})
+    ccmd, pcmd = (f"{_num(r.get('per_chat'))} ({_num(r.get('per_token'), 2)})" for r in (rc, rp))
     out.append(
-        (
+        _row(
             "Redis commands per chat (per token)",
             "—",
-            f"{_num(rc.get('per_chat'))} ({_num(rc.get('per_token'), 2)})",
+            ccmd,
+            pcmd,
             "0 (no Redis)",
-            "—",
-            "—",
+            _ratio(rc.get("per_chat"), rp.get("per_chat")),
         )
     )
     mem = result["redis_memory_per_chat"]
+    peer = result.get(PEER, {})
+    pa = peer.get("answer", {})
     kib = mem["bytes"] / 1024
     out.append(
-        (
+        _row(
             f"Redis memory per finished {mem['tokens']:,}-token answer ({mem['events']:,} events) (KiB)",
             "≤ 64",
             _num(kib),
+            f"{_num(pa['redis_bytes_finished'] / 1024, 2)} (a `DONE` flag; the text is gone)" if pa else "—",
             "0 (nothing kept)",
-            "—",
-            _met(kib <= 64),
+            met=_met(kib <= 64),
         )
     )
-    idle_c, idle_n = result["idle_sse"][CHATRELAY], result["idle_sse"][NAIVE]
-    ci, ni = idle_c["bytes_per_connection"] / 1024, idle_n["bytes_per_connection"] / 1024
-    out.append(
-        (
-            f"memory per open idle SSE connection (KiB), at {idle_c['connections']:,} / "
-            f"{idle_n['connections']:,} connections",
-            "≤ 25 at 10,000",
-            _num(ci),
-            _num(ni),
-            _ratio(ci, ni),
-            _met(ci <= 25 and idle_c["connections"] >= 10_000),
-        )
-    )
-    for position, summary in result["resume"].items():
+    if pa:
         out.append(
-            (
-                f"resume at the {position} of the answer: time to first replayed event p50 / p99 (ms)",
+            _row(
+                f"  where a running {pa['tokens']:,}-token answer lives (KiB)",
                 "—",
-                f"{_num(summary.get('p50'))} / {_num(summary.get('p99'))}",
-                "n/a: the answer is lost",
-                "—",
-                "—",
+                "Redis (as above)",
+                f"the producer's memory: {_num(pa['producer_holds_chars'] / 1024)}k characters of SSE text; Redis "
+                f"{_num(pa['redis_bytes_running'] / 1024, 2)}",
+                "the request's memory",
             )
         )
-    storm = result["storm"]
-    fe = storm["first_event_ms"]
+    idle = result["idle_sse"]
+    ci, pi, ni = (idle[d]["bytes_per_connection"] / 1024 if d in idle else None for d in (CHATRELAY, PEER, NAIVE))
+    counts = " / ".join(f"{idle[d]['connections']:,}" for d in (CHATRELAY, PEER, NAIVE) if d in idle)
+    pr = idle.get(PEER, {}).get("redis_bytes_per_connection")
     out.append(
-        (
+        _row(
+            f"memory per open idle SSE connection (KiB), at {counts} connections",
+            "≤ 25 at 10,000",
+            _num(ci),
+            "—" if pi is None else f"{_num(pi)} (+ Redis {_num(pr / 1024 if pr is not None else None)})",
+            _num(ni),
+            _ratio(ci, pi),
+            _ratio(ci, ni),
+            _met(ci is not None and ci <= 25 and idle[CHATRELAY]["connections"] >= 10_000),
+        )
+    )
+    pres = peer.get("resume", {})
+    for position in ("start", "middle", "end"):
+        summary, ps = result["resume"].get(position, {}), pres.get(position, {})
+        cv, pv = summary.get("p50"), ps.get("p50")
+        out.append(
+            _row(
+                f"resume at the {position} of the answer: time to first replayed event p50 / p99 (ms)",
+                "—",
+                f"{_num(cv)} / {_num(summary.get('p99'))}",
+                f"{_num(pv)} / {_num(ps.get('p99'))} (running answer only)" if ps else "—",
+                "n/a: the answer is lost",
+                _ratio(cv, pv),
+            )
+        )
+    if pa:
+        out.append(
+            _row(
+                "  resume once the answer has ended",
+                "—",
+                "as above (the stored events)",
+                f"HTTP {pa['resume_after_done_status']}: the answer is gone",
+                "n/a",
+            )
+        )
+    storm, ps = result["storm"], peer.get("storm", {})
+    fe, pfe = storm["first_event_ms"], ps.get("first_event_ms", {})
+    out.append(
+        _row(
             f"reconnect storm, {storm['clients']:,} clients at once: first event p50 / p99 / max (ms)",
-            "—",
+            "≤ 500 / 1,500 (p50 / p99)",
             f"{_num(fe.get('p50'))} / {_num(fe.get('p99'))} / {_num(fe.get('max'))}",
+            f"{_num(pfe.get('p50'))} / {_num(pfe.get('p99'))} / {_num(pfe.get('max'))}" if ps else "—",
             "n/a",
-            "—",
-            "—",
+            _ratio(fe.get("p50"), pfe.get("p50")),
+            met=_met(None if fe.get("p50") is None else fe["p50"] <= 500 and fe.get("p99", 1e9) <= 1500),
         )
     )
     out.append(
-        (
+        _row(
             f"  storm: all {storm['events_each']} replayed events delivered to every client (ms); exact",
-            "—",
+            "all exact",
             f"{_num(storm['all_done_ms'])}; {storm['exact']}/{storm['clients']}",
+            f"{_num(ps['all_done_ms'])} ({ps['events_each']} events); {ps['exact']}/{ps['clients']}, "
+            f"failed {ps['failed']}"
+            if ps
+            else "—",
             "n/a",
-            "—",
-            "—",
+            _ratio(storm["all_done_ms"], ps.get("all_done_ms")),
+            met=_met(storm["exact"] == storm["clients"]),
         )
     )
-    chats = sum(p["chats"] for d in (CHATRELAY, NAIVE) for p in result["sweep"]["points"][d])
+    points = result["sweep"]["points"]
+    chats = {d: sum(pt["chats"] for pt in points.get(d, [])) for d in (CHATRELAY, PEER, NAIVE)}
     out.append(
-        (
-            "answers equal to the upstream text (a mismatch voids the run)",
+        _row(
+            "answers equal to the upstream text (a mismatch voids the run): mismatches; load chats",
             "all",
-            f"mismatches {result['mismatches']}",
-            f"{chats:,} load chats",
-            "—",
-            _met(not result["void"]),
+            f"mismatches {result['mismatches']} (all designs); {chats[CHATRELAY]:,}",
+            f"{chats[PEER]:,}",
+            f"{chats[NAIVE]:,}",
+            met=_met(not result["void"]),
         )
     )
     return out
@@ -224,15 +287,15 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     void = ", VOID: an answer differed from the upstream" if result["void"] else ""
     head = [
-        f"# chatrelay vs the naive design ({result['plan']} run{void})",
+        f"# chatrelay vs the peer (resumable-stream) and the naive design ({result['plan']} run{void})",
         "",
         f"{m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}; load average at the end "
         f"{m['load_average_at_end'][0]} (other work may share the machine). Load: open-loop Poisson arrivals, "
         f"{result['load']['tokens_per_chat']} tokens per chat at 30 tokens/s, the model's own first token after "
         f"{result['load']['ttft_ms']:g} ms. Run took {result['seconds']:.0f} s.",
         "",
-        "| figure | target | chatrelay | naive | ratio | met? |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| {' | '.join(HEADER)} |",
+        "|" + " --- |" * len(HEADER),
     ]
     body = [f"| {' | '.join(r)} |" for r in rows(result)]
     sweep = [
@@ -242,8 +305,8 @@ def markdown(result: dict[str, Any]) -> str:
         "| K | design | mean open | p50 | p99 | max | chats | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for design in (NAIVE, CHATRELAY):
-        for p in result["sweep"]["points"][design]:
+    for design in DESIGNS:
+        for p in result["sweep"]["points"].get(design, []):
             lat = p["added_latency_ms"]
             cells = [str(p["target_concurrency"]), design, str(p["mean_concurrency"])]
             cells += [_num(lat.get(q), 2) for q in ("p50", "p99", "max")] + [str(p["chats"]), str(p["errors"])]
@@ -258,8 +321,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for design, color in ((CHATRELAY, "tab:blue"), (NAIVE, "tab:orange")):
-        pts = [p for p in result["sweep"]["points"][design] if p["added_latency_ms"].get("n")]
+    for design, color in ((CHATRELAY, "tab:blue"), (PEER, "tab:green"), (NAIVE, "tab:orange")):
+        pts = [p for p in result["sweep"]["points"].get(design, []) if p["added_latency_ms"].get("n")]
         ks = [p["target_concurrency"] for p in pts]
         for q, style in (("p50", "-o"), ("p99", "--s")):
             ax.plot(ks, [p["added_latency_ms"][q] for p in pts], style, color=color, label=f"{design} {q}")
@@ -267,7 +330,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("concurrent chats K (30 tokens/s each)")
     ax.set_ylabel("added latency per token (ms)")
-    ax.set_title("Added latency per token vs concurrent chats")
+    ax.set_title("Added latency per token vs concurrent chats (peer: resumable-stream)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

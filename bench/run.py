@@ -1,7 +1,8 @@
-"""The whole benchmark, one phase after another on one stack: the K sweep for both designs (K=100 is the headline
-point), then a finished 1,000-token answer (Redis memory, resume cost, reconnect storm), then idle connections.
+"""The whole benchmark, one phase after another on one stack: the K sweep for the three designs (chatrelay, the
+naive app, the peer `resumable-stream`; K=100 is the headline point), then a 1,000-token answer (Redis memory,
+resume cost, reconnect storm), then idle connections.
 
-Both designs run at each K back to back, so a change in the machine's background load hits both alike.
+The designs run at each K back to back, so a change in the machine's background load hits them alike.
 """
 
 import os
@@ -10,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import probes
+from bench import peer, peer_probes, probes
 from bench.client import HttpClient
-from bench.load import CHATRELAY, NAIVE, LoadResult, run_load
+from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER, LoadResult, run_load
 from bench.stack import Stack, cpu_seconds, raise_fd_limit, start_stack
 from contract.redis_client import connect
 
@@ -43,7 +44,7 @@ FULL = Plan(
     "full",
     (50, 60, 70, 80, 90, 100, 150, 200, 250, 300, 400, 600),
     14.0,
-    420.0,
+    640.0,  # three designs a K
     90,
     1000,
     30,
@@ -68,21 +69,26 @@ async def _point(
     stack: Stack, redis: Any, design: str, k: int, plan: Plan, seed: int, scene: str = "text"
 ) -> tuple[LoadResult, dict[str, Any]]:
     pids = dict(stack.pids, load=os.getpid())
-    relevant = {"demo", "load"} | (
-        {"naive"} if design == NAIVE else {"api", "redis"} | {n for n in pids if n.startswith("worker")}
-    )
+    servers = {
+        NAIVE: {"naive"},
+        PEER: {"peer", "redis"},
+        CHATRELAY: {"api", "redis"} | {n for n in pids if n.startswith("worker")},
+    }
+    relevant = {"demo", "load"} | servers[design]
     before_cmds = await probes.commandstats(redis)
     before = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
-    url = stack.naive_url if design == NAIVE else stack.api_url
+    url = {NAIVE: stack.naive_url, PEER: stack.peer_url, CHATRELAY: stack.api_url}[design]
     result = await run_load(
         design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
-        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=None if design == NAIVE else stack.owners(),
+        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=stack.owners() if design == CHATRELAY else None,
         scene=scene,
     )  # fmt: skip
     after = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
     cmds = probes.commands_delta(before_cmds, await probes.commandstats(redis))
+    if design == PEER:
+        cmds = {name: calls for name, calls in cmds.items() if name in peer.COMMANDS}
     extra: dict[str, Any] = {"cpu_us_per_token": _cpu_us_per_token(before, after, result.tokens)}
-    if design == CHATRELAY:
+    if design != NAIVE:
         done = max(1, result.chats - result.errors)
         extra["redis_commands"] = {
             "total": sum(cmds.values()),
@@ -99,7 +105,7 @@ def _passes(result: LoadResult) -> bool:
 
 
 async def sweep(stack: Stack, redis: Any, plan: Plan, log: Any) -> dict[str, Any]:
-    points: dict[str, list[dict[str, Any]]] = {NAIVE: [], CHATRELAY: []}
+    points: dict[str, list[dict[str, Any]]] = {design: [] for design in DESIGNS}
     failed: set[str] = set()
     started = time.monotonic()
 
@@ -119,15 +125,15 @@ async def sweep(stack: Stack, redis: Any, plan: Plan, log: Any) -> dict[str, Any
         if time.monotonic() - started > plan.sweep_budget_s and k > HEADLINE_K:
             log(f"sweep: time budget spent before K={k}")
             break
-        for design in (NAIVE, CHATRELAY):
-            if design in failed and k > HEADLINE_K:  # the headline K runs for both designs regardless
+        for design in DESIGNS:
+            if design in failed and k > HEADLINE_K:  # the headline K runs for every design regardless
                 continue
             if not await measure(design, k, seed=1000 + i):
                 failed.add(design)
-        if failed == {NAIVE, CHATRELAY} and k >= HEADLINE_K:
+        if failed == set(DESIGNS) and k >= HEADLINE_K:
             break
     # A design that fails already at the first K: look below it, so the figure says how far below.
-    for design in (NAIVE, CHATRELAY):
+    for design in DESIGNS:
         if not any(p["passes"] for p in points[design]):
             for k in plan.ks_below:
                 if await measure(design, k, seed=2000 + k):
@@ -154,8 +160,8 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
     redis = connect(stack.redis_url)
     client = HttpClient(stack.api_url, stack.auth)
     try:
-        # Warm both designs up (imports, connection pools) before anything is measured.
-        for design, url in ((NAIVE, stack.naive_url), (CHATRELAY, stack.api_url)):
+        # Warm the designs up (imports, connection pools, the JIT) before anything is measured.
+        for design, url in ((NAIVE, stack.naive_url), (PEER, stack.peer_url), (CHATRELAY, stack.api_url)):
             await run_load(
                 design, url, stack.demo_url, 20, 20, DELAY_MS, 2.0, 1, redis, stack.keys, TTFT_MS, stack.owners()
             )
@@ -168,8 +174,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         log(f"reasoning profile K={HEADLINE_K}: added {reasoning_result.latency_ms}, cpu {reasoning_extra}")
 
         relay = {
-            d: await probes.relay_cpu(stack, d, HEADLINE_K, plan.relay_tokens, plan.relay_window_s)
-            for d in (NAIVE, CHATRELAY)
+            d: await probes.relay_cpu(stack, d, HEADLINE_K, plan.relay_tokens, plan.relay_window_s) for d in DESIGNS
         }
         log(f"steady streaming CPU µs/token: {relay}")
 
@@ -179,21 +184,33 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         log(f"resume: {resume}")
         storm = await probes.reconnect_storm(client, answer, plan.storm_clients)
         log(f"storm: {storm}")
+        peer_answer = await peer_probes.answers(stack, redis, plan.answer_tokens)
+        log(f"peer answers: Redis {peer_answer['redis_bytes_finished']} B once done, exact {peer_answer['exact']}")
+        peer_resume = await peer_probes.resume_cost(stack, peer_answer, plan.resume_reps)
+        log(f"peer resume: {peer_resume}")
+        peer_storm = await peer_probes.reconnect_storm(stack, peer_answer, plan.storm_clients)
+        log(f"peer storm: {peer_storm}")
         idle_naive = await probes.idle_sse_naive(stack, plan.idle_naive)
         log(f"idle naive: {idle_naive['connections']} at {idle_naive['bytes_per_connection']} B each")
         # Each connection is a file descriptor here and in the API (plus the warm-up tenth): stay under the limit.
         idle_count = min(plan.idle_chatrelay, int((fd_limit - 1000) / 1.1))
         idle = await probes.idle_sse_chatrelay(stack, idle_count)
         log(f"idle chatrelay: {idle['connections']} at {idle['bytes_per_connection']} B each")
+        idle_peer = await peer_probes.idle_sse(stack, redis, idle_count)
+        log(f"idle peer: {idle_peer['connections']} at {idle_peer['bytes_per_connection']} B each")
     finally:
         await redis.aclose()
         stack.stop()
     for key in ("text", "entry_ids"):
         answer.pop(key)
-    all_points = swept["points"][NAIVE] + swept["points"][CHATRELAY] + [reasoning]
+    for key in ("held_id", "held_events"):
+        peer_answer.pop(key)
+    all_points = [p for d in DESIGNS for p in swept["points"][d]] + [reasoning]
     mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
     mismatches += storm["clients"] - storm["exact"] - storm["failed"]
     mismatches += sum(r["chats"] - r["exact"] for r in relay.values())
+    mismatches += (0 if peer_answer["exact"] else 1) + peer_resume["wrong_first_events"]
+    mismatches += peer_storm["clients"] - peer_storm["exact"] - peer_storm["failed"]
     load1, load5, _ = os.getloadavg()
     return {
         "plan": plan.name,
@@ -215,7 +232,9 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         "redis_memory_per_chat": answer,
         "resume": resume,
         "storm": storm,
-        "idle_sse": {CHATRELAY: idle, NAIVE: idle_naive},
+        # The peer's figures that have no K: its answers in Redis and in memory, resume, storm (bench.peer_probes).
+        PEER: {"answer": peer_answer, "resume": peer_resume, "storm": peer_storm},
+        "idle_sse": {CHATRELAY: idle, NAIVE: idle_naive, PEER: idle_peer},
     }
 
 

@@ -1,5 +1,6 @@
 """The processes under test, started with `cli.processes` exactly as `make dev` and the tests start them:
-redis-server, the demo upstream, the naive app, one chatrelay API process and its worker(s)."""
+redis-server, the demo upstream, the naive app, the peer (`bench.peer`), one chatrelay API process and its
+worker(s)."""
 
 import os
 import resource
@@ -8,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.peer import start_peer
 from cli.processes import ProcessGroup, free_port, wait_for_http
 from contract.keys import Keys
 
@@ -50,6 +52,7 @@ class Stack:
     naive_url: str
     api_url: str
     keys: Keys
+    peer_url: str
     workers: int
     api_keys: list[str]
     pids: dict[str, int] = field(default_factory=dict)
@@ -109,11 +112,22 @@ def start_stack(workers: int = 1, upstream_delay_ms: float = 33.3) -> Stack:
         )
         naive_url = f"http://127.0.0.1:{naive_port}"
         wait_for_http(f"{naive_url}/healthz", proc=naive)
+        # The peer's keys under the same prefix (the library adds `:rs`), in the same Redis.
+        peer_url = start_peer(group, free_port(), redis_url, demo_v1, prefix)
     except BaseException:
         group.stop_all()
         raise
     pids = {name: proc.pid for name, proc in group.procs.items()}
     pids["redis"] = pids.pop(f"redis-{redis_port}")
     return Stack(
-        group, redis_url, demo_v1.removesuffix("/v1"), naive_url, api_url, Keys(prefix), workers, api_keys, pids
+        group,
+        redis_url,
+        demo_v1.removesuffix("/v1"),
+        naive_url,
+        api_url,
+        Keys(prefix),
+        peer_url,
+        workers,
+        api_keys,
+        pids,
     )
