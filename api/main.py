@@ -21,7 +21,7 @@ from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
 from api.observe import ObserveMiddleware
-from api.routes import health, streams, workers
+from api.routes import chat, health, streams, workers
 from api.routes.metrics import router as metrics_router
 from api.send_timeout import with_send_timeout
 from api.sse import HANDOFF_SCOPE_KEY, SseStream
@@ -39,12 +39,13 @@ FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 class ChatrelayApp(FastAPI):
-    """FastAPI, with SSE event responses served in this outermost layer on the server's own `send`.
+    """FastAPI, with SSE responses served in this outermost layer on the server's own `send`.
 
-    The events route validates the request and sends the headers through the middlewares as any route does,
-    then hands its `SseStream` out (`api.sse.SseHandoff`); the stream runs here once the middlewares have
-    returned: no wrapper per middleware on every token, no frames held per connection, and the connection in
-    reach of the send timeout (`api.send_timeout`) so a reader that stops reading can be cut off."""
+    An SSE route (the native events, the AI SDK's chat stream) validates the request and sends the headers through
+    the middlewares as any route does, then hands its `SseStream` out (`api.sse.SseHandoff`); the stream runs here
+    once the middlewares have returned: no wrapper per middleware on every token, no frames held per connection,
+    and the connection in reach of the send timeout (`api.send_timeout`) so a reader that stops reading can be cut
+    off. Any route may hand off, so no list of SSE paths is kept here."""
 
     def __init__(self, *, send_timeout_seconds: float, socket_buffer_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -52,14 +53,15 @@ class ChatrelayApp(FastAPI):
         self.socket_buffer_bytes = socket_buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        timed = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
         handoff: list[SseStream] = []
         scope[HANDOFF_SCOPE_KEY] = handoff
-        await super().__call__(scope, receive, timed)
+        await super().__call__(scope, receive, send)
         for stream in handoff:
+            # The headers went out unbounded (a fresh connection's buffers are empty); the body may not.
+            timed = with_send_timeout(send, self.send_timeout_seconds, self.socket_buffer_bytes)
             await stream.run(timed, receive, raw_send=send)
 
 
@@ -131,8 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=sorted(cors_origins),
             allow_credentials=True,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Chatrelay-UI-Features"],
+            expose_headers=["Retry-After", "X-Chatrelay-Stream-Id"],
         )
     # Outermost: tags every line of a stream's request with its id, including uvicorn's access log line.
     app.add_middleware(ObserveMiddleware)
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(streams.router)
+    app.include_router(chat.router)
     app.include_router(workers.router)
 
     @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

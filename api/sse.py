@@ -3,6 +3,9 @@
 Stored payloads are framed as they are: `id:` is the Redis entry id, `event:` the type, `data:` the one-line
 JSON the worker stored. Heartbeats are comment lines and carry no `id:`: an id on a frame that is not in the
 stream would make a reconnecting client skip real events (NVIDIA aiq#272).
+
+That is chatrelay's own protocol (`Framing`). A surface that speaks another protocol over the same stored stream
+passes its own `Framing` to `SseStream`: the replay, the hub, the direct writes and the send timeout stay shared.
 """
 
 import asyncio
@@ -41,6 +44,29 @@ def retry_frame(retry_ms: int) -> bytes:
     return b"retry: " + str(retry_ms).encode() + b"\n\n"
 
 
+class Framing:
+    """How stored entries become the bytes of one SSE response: chatrelay's own events here; another protocol in
+    a subclass (one instance per response, so it may keep state across entries). A response ends after a terminal
+    entry, or after the entry on which the framing set `ended` (its protocol ends it there)."""
+
+    ended = False
+
+    def opening(self, retry_ms: int) -> bytes:
+        """The bytes the response starts with, before any entry."""
+        return retry_frame(retry_ms)
+
+    def entry(self, entry: RawEntry) -> bytes:
+        """The frames of one stored entry (may be empty)."""
+        return frame(entry)
+
+    def outage(self) -> bytes:
+        """The last frame of a response that gives up on Redis; the stream itself has not ended."""
+        return REDIS_UNAVAILABLE
+
+
+NATIVE = Framing()
+
+
 class SseStream:
     """One SSE response's body: replay `initial` (already read after the client's offset), the rest of the stored
     stream, then follow it live through the hub until a terminal event, the maximum connection lifetime, the
@@ -63,6 +89,7 @@ class SseStream:
         retry_ms: int,
         max_lifetime_seconds: float = float("inf"),
         on_close: Callable[[], Awaitable[None]] | None = None,
+        framing: Framing = NATIVE,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -73,6 +100,7 @@ class SseStream:
         self.retry_ms = retry_ms
         self.max_lifetime_seconds = max_lifetime_seconds
         self.on_close = on_close
+        self.framing = framing
         self._gone = False
         self._sub: Subscription | None = None
         self._last_key: EntryId = (0, 0)  # the last event sent
@@ -115,7 +143,7 @@ class SseStream:
         """Send the events; returns why the response ended (the `reason` label of SSE_ENDED)."""
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + self.max_lifetime_seconds
-        await _send_chunk(send, retry_frame(self.retry_ms))
+        await _send_chunk(send, self.framing.opening(self.retry_ms))
         last = self.after
         page = self.initial
         # Replay in pages until caught up with what is stored.
@@ -124,7 +152,7 @@ class SseStream:
                 return "closed"
             SSE_REPLAYED.inc(len(page))
             # One write per page, not per event: a storm of resumes replays thousands of events per client.
-            chunk, last, ended = _frames(page, last)
+            chunk, last, ended = _frames(page, last, self.framing)
             await _send_chunk(send, chunk)
             if ended:
                 return "terminal"
@@ -144,7 +172,7 @@ class SseStream:
                 ]
                 if gap:
                     SSE_REPLAYED.inc(len(gap))
-                    chunk, last, ended = _frames(gap, last)
+                    chunk, last, ended = _frames(gap, last, self.framing)
                     await _send_chunk(send, chunk)
                     if ended:
                         return "terminal"
@@ -159,7 +187,7 @@ class SseStream:
                 if sub.entries:
                     # Everything the hub read since the last send goes out in one write.
                     entries, sub.entries = sub.entries, []
-                    chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+                    chunk, last_key, ended, count = _live_frames(entries, self._last_key, self.framing)
                     if chunk:
                         SSE_LIVE.inc(count)
                         await _send_chunk(send, chunk)
@@ -170,7 +198,7 @@ class SseStream:
                 elif sub.overflowed:
                     return "overflow"  # too slow: the client resumes from its last event id without a gap
                 elif sub.outage:
-                    await _send_chunk(send, REDIS_UNAVAILABLE)
+                    await _send_chunk(send, self.framing.outage())
                     return "redis_unavailable"
                 elif sub.heartbeat_due:
                     sub.heartbeat_due = False
@@ -191,7 +219,7 @@ class SseStream:
         False when the connection cannot take a write now; the hub then queues the entries for the task."""
         assert self._direct is not None
         assert self._sub is not None
-        chunk, last_key, ended, count = _live_frames(entries, self._last_key)
+        chunk, last_key, ended, count = _live_frames(entries, self._last_key, self.framing)
         if chunk:
             if not self._direct(chunk):
                 return False
@@ -215,30 +243,33 @@ async def _send_chunk(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
-def _live_frames(entries: list[RawEntry], last_key: EntryId) -> tuple[bytes, EntryId, bool, int]:
+def _live_frames(entries: list[RawEntry], last_key: EntryId, framing: Framing) -> tuple[bytes, EntryId, bool, int]:
     """Frames of live entries after `last_key` (earlier ones were sent from the gap read) up to the first terminal
-    one: the bytes, the last id sent, whether it ended, and how many events."""
+    one (or the framing's own end): the bytes, the last id sent, whether it ended, and how many events."""
     frames: list[bytes] = []
     ended = False
+    to_frames = framing.entry
     for entry in entries:
         entry_id = entry_key(entry[0])
         if entry_id <= last_key:
             continue
-        frames.append(frame(entry))
+        frames.append(to_frames(entry))
         last_key = entry_id
-        if is_terminal_entry(entry[1]):
+        if is_terminal_entry(entry[1]) or framing.ended:
             ended = True
             break
     return b"".join(frames), last_key, ended, len(frames)
 
 
-def _frames(entries: list[RawEntry], last: bytes) -> tuple[bytes, bytes, bool]:
-    """Frames of stored entries up to the first terminal one: the bytes, the last entry id, and whether it ended."""
+def _frames(entries: list[RawEntry], last: bytes, framing: Framing) -> tuple[bytes, bytes, bool]:
+    """Frames of stored entries up to the first terminal one (or the framing's own end): the bytes, the last entry
+    id, and whether it ended."""
     frames: list[bytes] = []
+    to_frames = framing.entry
     for entry in entries:
-        frames.append(frame(entry))
+        frames.append(to_frames(entry))
         last = entry[0]
-        if is_terminal_entry(entry[1]):
+        if is_terminal_entry(entry[1]) or framing.ended:
             return b"".join(frames), last, True
     return b"".join(frames), last, False
 
@@ -252,17 +283,18 @@ SSE_HEADERS = [
 
 
 class SseHandoff(Response):
-    """The events route's response: it sends the status line and headers through the middlewares (CORS adds its
+    """An SSE route's response: it sends the status line and headers through the middlewares (CORS adds its
     headers, the access log notes the status) and leaves the body to the app's outermost layer, which runs the
     `SseStream` on the server's own `send` once the route and the middlewares have returned. Its headers are
-    `SSE_HEADERS`, sent as they are."""
+    `headers` (default `SSE_HEADERS`), sent as they are."""
 
-    def __init__(self, stream: SseStream) -> None:
+    def __init__(self, stream: SseStream, headers: list[tuple[bytes, bytes]] = SSE_HEADERS) -> None:
         super().__init__(status_code=200)
         self.stream = stream
+        self.sse_headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self.sse_headers})
         handoff: list[SseStream] = scope[HANDOFF_SCOPE_KEY]
         handoff.append(self.stream)
 

@@ -1,16 +1,13 @@
 """`/api/streams`: create a chat answer, read it as SSE (with resume), inspect it, list, cancel."""
 
-import contextlib
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from redis.exceptions import RedisError
 
+from api.answers import start_answer
 from api.auth import Caller, CallerDep
 from api.chat_limits import check_chat
 from api.deps import StateDep
@@ -20,13 +17,11 @@ from api.schemas import CancelAccepted, ShareLink, ShareLinkRequest, StreamCreat
 from api.sse import SseHandoff, SseStream
 from contract import listing
 from contract.chat_request import ChatRequest
-from contract.ids import is_stream_id, new_stream_id, parse_entry_id
+from contract.ids import is_stream_id, parse_entry_id
 from contract.listing import BadCursorError, StatusFilter, StreamQuery, created_after_ms
-from contract.logs import bind_stream
 from contract.message import MessageBuilder, StreamMessage
-from contract.queue import enqueue_generation
 from contract.status import TERMINAL_STATUSES, StreamInfo, decode_meta
-from contract.store import CancelResult, NewStream
+from contract.store import CancelResult
 
 log = logging.getLogger("chatrelay.api")
 
@@ -56,27 +51,7 @@ async def create_stream(body: ChatRequest, request: Request, state: StateDep, ca
     stored = check_chat(body, state.settings)
     if caller.owner is None:
         raise NotFoundError("a share link only reads its own stream")
-    stream_id = new_stream_id()
-    bind_stream(stream_id)
-    await state.admission.admit(caller.owner, stream_id)
-    model = body.model or state.settings.openai_model
-    try:
-        await state.store.create(
-            NewStream(
-                stream_id=stream_id,
-                request_json=orjson.dumps(stored),
-                model=model,
-                created_at_ms=int(time.time() * 1000),
-                owner=caller.owner,
-                demo=state.settings.demo_upstream,
-            )
-        )
-    except BaseException:
-        with contextlib.suppress(RedisError):
-            await state.admission.release_active(caller.owner, stream_id)
-        raise
-    await enqueue_generation(state.queue, state.store.keys, stream_id, attempt=1)
-    log.info("stream created and queued (model %s, %d messages)", model, len(body.messages))
+    stream_id = await start_answer(state, caller.owner, body, stored)
     base = str(request.url_for("get_stream", stream_id=stream_id).path)
     return StreamCreated(id=stream_id, events_url=f"{base}/events", status_url=base)
 
