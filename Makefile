@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
+# The real AI SDK clients the tests drive (pinned in their own lockfiles), and the example page they build.
+AI_SDK_CLIENTS := tests/clients/ai-sdk
+AI_SDK_EXAMPLE := examples/ai-sdk-svelte
+CLIENT_STAMPS := $(AI_SDK_CLIENTS)/node_modules/.installed $(AI_SDK_EXAMPLE)/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev lint format typecheck test test-python test-frontend frontend bench clean
+.PHONY: help install clients dev lint format typecheck test test-python test-frontend frontend bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +26,12 @@ install: $(STAMP) ## Create .venv and install the Python packages
 $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $(FRONTEND_STAMP)
+
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund
+	touch $@
+
+clients: $(CLIENT_STAMPS) ## npm ci: the pinned AI SDK clients (ai 5.0.0, 6.x) and the AI SDK example the tests run
 
 frontend: $(FRONTEND_STAMP) ## Build the Svelte front end into frontend/dist
 	cd frontend && npm run build
@@ -42,7 +52,7 @@ format: install ## Format the Python code
 typecheck: install ## mypy --strict over source and tests
 	$(BIN)/mypy contract api worker demo_upstream cli bench tests
 
-test-python: install ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream)
+test-python: install clients ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream; the AI SDK in Node)
 	$(BIN)/pytest -q
 
 test-frontend: $(FRONTEND_STAMP) ## svelte-check, vitest, then Playwright in Chromium against the real stack
@@ -56,3 +66,4 @@ bench: install ## Benchmark chatrelay against the naive design (writes bench/res
 
 clean: ## Remove the environment and build outputs
 	rm -rf $(VENV) frontend/node_modules frontend/dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(AI_SDK_CLIENTS)/node_modules $(AI_SDK_EXAMPLE)/node_modules $(AI_SDK_EXAMPLE)/dist
