@@ -45,7 +45,9 @@ AI_5_0_0_FIELDS: dict[str, set[str]] = {
     "tool-input-start": {"toolCallId", "toolName", "providerExecuted", "dynamic"},
     "tool-input-delta": {"toolCallId", "inputTextDelta"},
     "tool-input-available": {"toolCallId", "toolName", "input", "providerExecuted", "providerMetadata", "dynamic"},
+    "tool-output-available": {"toolCallId", "output", "providerExecuted", "dynamic"},
     "tool-output-error": {"toolCallId", "errorText", "providerExecuted", "dynamic"},
+    "file": {"url", "mediaType", "providerMetadata"},
     "finish": {"messageMetadata"},
     "abort": set(),
     "error": {"errorText"},
@@ -113,14 +115,35 @@ CASES: dict[str, list[tuple[bytes, bytes]]] = {
     ],
     "unknown_event_type": [start(), (b"future_kind", b'{"x":1}'), delta("ok"), done()],
 }
+# The continued message of a follow-up answer, as the client sent it: replays start by rebuilding it.
+RECAP: list[dict[str, Any]] = [
+    {"type": "step-start"},
+    {"type": "reasoning", "text": "Weather first.", "state": "done"},
+    {"type": "text", "text": "Let me check.", "state": "done"},
+    {
+        "type": "tool-get_weather",
+        "toolCallId": "call_1",
+        "state": "output-available",
+        "input": {"city": "Paris"},
+        "output": {"temp": 21},
+    },
+    {"type": "dynamic-tool", "toolName": "search", "toolCallId": "call_2", "state": "output-error", "errorText": "x"},
+    {"type": "tool-get_time", "toolCallId": "call_3", "state": "input-streaming"},
+    {"type": "data-note", "id": "n1", "data": {"k": 1}},
+    {"type": "file", "mediaType": "image/png", "url": "https://example.com/a.png"},
+    {"type": "some-future-part", "x": 1},
+]
+CASES["continuation"] = [start(), delta("It is 21 °C."), done()]
 FEATURED: dict[str, tuple[str, frozenset[str]]] = {
     "reset_after_text_reset_step": ("reset_after_text", frozenset({"reset-step"})),
     "text_finish_reason": ("text", frozenset({"finish-reason"})),
 }
 
 
-def frame_all(entries: list[tuple[bytes, bytes]], features: frozenset[str] = frozenset()) -> bytes:
-    framing = UiMessageFraming("msg-golden", features)
+def frame_all(
+    entries: list[tuple[bytes, bytes]], features: frozenset[str] = frozenset(), recap: list[Any] | None = None
+) -> bytes:
+    framing = UiMessageFraming("msg-golden", features, recap)
     out = framing.opening(1000)
     for i, (kind, data) in enumerate(entries):
         entry: RawEntry = (f"{i + 1}-0".encode(), {b"t": kind, b"d": data})
@@ -151,14 +174,15 @@ ALL = {**{name: (name, frozenset[str]()) for name in CASES}, **FEATURED}
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_framing_golden(name: str) -> None:
     case, features = ALL[name]
-    out = frame_all(CASES[case], features)
+    recap = RECAP if case == "continuation" else None
+    out = frame_all(CASES[case], features, recap)
     path = GOLDEN / f"{name}.sse"
     if os.environ.get("CHATRELAY_UPDATE_GOLDEN"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(out)
     assert out == path.read_bytes()
     # The same entries give the same bytes, whichever response frames them (every replay is identical).
-    assert frame_all(CASES[case], features) == out
+    assert frame_all(CASES[case], features, recap) == out
     values = chunks(out)
     assert values[0] == {"type": "start", "messageId": "msg-golden"}
     if not features:
@@ -217,3 +241,12 @@ def test_framing_reset_step_drops_the_dead_attempt_and_continues() -> None:
 def test_parse_features() -> None:
     assert parse_features(None) == frozenset()
     assert parse_features(" Reset-Step, finish-reason ,nonsense") == FEATURES
+
+
+def test_framing_recap_rebuilds_the_continued_message_without_calling_tools_again() -> None:
+    values = chunks(frame_all(CASES["continuation"], recap=RECAP))
+    types = [v["type"] for v in values]
+    assert "tool-input-available" not in types  # the client's `onToolCall` runs on that chunk alone
+    assert types.count("start-step") == 2
+    assert types.index("finish-step") < types.index("start-step", 2)
+    assert text_of(frame_all(CASES["continuation"], recap=RECAP)) == "Let me check.It is 21 °C."

@@ -280,3 +280,31 @@ async def test_chat_retried_attempt_never_leaves_the_dead_one_in_the_message(
     assert resumed[0] == {"type": "start", "messageId": "msg-r"}
     assert text_of(resumed) == "Second attempt."
     assert "data-chatrelay-reset" not in [v["type"] for v in resumed]
+
+
+async def test_chat_replay_of_a_follow_up_rebuilds_the_message_it_continues(client: httpx.AsyncClient) -> None:
+    tool = {
+        "type": "tool-get_weather",
+        "toolCallId": "call_1",
+        "state": "output-available",
+        "input": {"city": "Paris"},
+        "output": {"temp": 21},
+    }
+    assistant = {
+        "id": "a1",
+        "role": "assistant",
+        "parts": [{"type": "step-start"}, {"type": "text", "text": "Hm."}, tool],
+    }
+    body = ui_body("routes-follow-up", model="chatrelay-demo?scene=tool_call&delay_ms=1", messageId="a1")
+    body["messages"].append(assistant)
+    _, raw = await post_chat(client, body)
+    live = chunks(raw)
+    assert live[0] == {"type": "start", "messageId": "a1"}  # the answer continues the client's message
+    assert "tool-output-available" not in [v["type"] for v in live]
+    replay = chunks((await client.get("/api/chat/routes-follow-up/stream")).content)
+    assert replay[0] == live[0]
+    assert {"type": "tool-output-available", "toolCallId": "call_1", "output": {"temp": 21}} in replay
+    assert text_of(replay) == "Hm." + text_of(live)
+    # The chat's next answer is a new message: nothing of the old one is replayed with it.
+    _, raw = await post_chat(client, ui_body("routes-follow-up", model="chatrelay-demo?tokens=3&delay_ms=1"))
+    assert chunks((await client.get("/api/chat/routes-follow-up/stream")).content) == chunks(raw)

@@ -3,7 +3,8 @@ every API replica answers the resume of a chat that another one started.
 
 The AI SDK's resume names only the chat (`GET {api}/{chatId}/stream`), never a stream or an offset, so the chat's
 latest answer is remembered here with the UI message id its `start` chunk carries on every replay. A chat id is
-the client's choice: keyed by owner, the same id used by two owners is two chats.
+the client's choice: keyed by owner, the same id used by two owners is two chats. An answer that continues a
+message (after tool results) keeps that message's parts as they were sent (`recap`, JSON), for its replays.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from contract.keys import Keys
 class ActiveStream:
     stream_id: str
     message_id: str
+    recap: bytes | None = None  # the continued message's parts (JSON), when the answer continues one
 
 
 async def activate(redis: "Redis", keys: Keys, owner: str, chat_id: str, active: ActiveStream, ttl: int) -> str | None:
@@ -26,13 +28,18 @@ async def activate(redis: "Redis", keys: Keys, owner: str, chat_id: str, active:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hget(key, "stream")
         pipe.hset(key, mapping={"stream": active.stream_id, "message": active.message_id})
+        if active.recap is None:
+            pipe.hdel(key, "recap")
+        else:
+            pipe.hset(key, mapping={"recap": active.recap})
         pipe.expire(key, ttl)
-        previous, _, _ = await pipe.execute()
+        previous = (await pipe.execute())[0]
     return previous.decode() if previous else None
 
 
 async def active_stream(redis: "Redis", keys: Keys, owner: str, chat_id: str) -> ActiveStream | None:
-    stream_id, message_id = await redis.hmget(keys.chat(owner, chat_id), ["stream", "message"])  # type: ignore[misc]
+    fields = ["stream", "message", "recap"]
+    stream_id, message_id, recap = await redis.hmget(keys.chat(owner, chat_id), fields)  # type: ignore[misc]
     if not stream_id or not message_id:
         return None
-    return ActiveStream(stream_id.decode(), message_id.decode())
+    return ActiveStream(stream_id.decode(), message_id.decode(), recap)

@@ -12,6 +12,9 @@ object per `data:` line ending with `data: [DONE]` (`json-to-sse-transform-strea
   parts within an attempt (`text-1-0`), so every replay is identical and a client that already shows the message
   replaces it (the clients match on `start.messageId`) instead of adding a second one.
 - A retried attempt (`reset`) never leaves the dead attempt's parts in a message: see `_reset`.
+- A replay of an answer that continues a message (the follow-up after tool results) starts with that message's
+  earlier parts (`recap`): a resuming client builds the message afresh from the replay (ai >= 5.0.233, 6.0.250)
+  and would otherwise lose the tool calls and their results.
 """
 
 from typing import Any
@@ -77,8 +80,11 @@ class _Call:
 class UiMessageFraming(Framing):
     """Stored entries to UI message stream chunks for one response (see the module docstring)."""
 
-    def __init__(self, message_id: str, features: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, message_id: str, features: frozenset[str] = frozenset(), recap: list[dict[str, Any]] | None = None
+    ) -> None:
         self.message_id = message_id
+        self.recap = recap or []
         self.finish_reason_field = "finish-reason" in features
         self.reset_step = "reset-step" in features
         self.ended = False
@@ -98,7 +104,7 @@ class UiMessageFraming(Framing):
 
     def opening(self, retry_ms: int) -> bytes:
         # `retry:` means nothing to the AI SDK's reader (it reconnects by itself, with a GET): not sent.
-        return chunk({"type": "start", "messageId": self.message_id})
+        return chunk({"type": "start", "messageId": self.message_id}) + recap_chunks(self.recap)
 
     def outage(self) -> bytes:
         return (
@@ -242,3 +248,60 @@ class UiMessageFraming(Framing):
         message = f"{RETRYING}: the answer is being generated again (attempt {attempt}); resume the stream to read it"
         reset = {"type": "data-chatrelay-reset", "data": {"attempt": attempt}, "transient": True}
         return chunk(reset) + chunk({"type": "error", "errorText": message}) + DONE
+
+
+def _tool_name(part: dict[str, Any]) -> str:
+    kind = str(part["type"])
+    return str(part.get("toolName") or "") if kind == "dynamic-tool" else kind.removeprefix("tool-")
+
+
+def _recap_tool(part: dict[str, Any]) -> bytes:
+    """A finished tool part as chunks that rebuild it without calling `onToolCall` again (no
+    `tool-input-available`): its input arrives as one delta, then its result."""
+    call_id, state = part.get("toolCallId"), part.get("state")
+    if not isinstance(call_id, str) or state not in ("output-available", "output-error", "output-denied"):
+        return b""  # a call without a result was not sent to the model either (`api.ai_sdk.request`)
+    dynamic = {"dynamic": True} if part["type"] == "dynamic-tool" else {}
+    out = chunk({"type": "tool-input-start", "toolCallId": call_id, "toolName": _tool_name(part), **dynamic})
+    if part.get("input") is not None:
+        out += chunk(
+            {"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": orjson.dumps(part["input"]).decode()}
+        )
+    if state == "output-available":
+        return out + chunk(
+            {"type": "tool-output-available", "toolCallId": call_id, "output": part.get("output"), **dynamic}
+        )
+    # `tool-output-denied` is newer than ai 5.0.0: a denial comes back as the error it was for the model.
+    error = str(part.get("errorText") or "") if state == "output-error" else "Tool execution denied."
+    return out + chunk({"type": "tool-output-error", "toolCallId": call_id, "errorText": error, **dynamic})
+
+
+def recap_chunks(parts: list[dict[str, Any]]) -> bytes:
+    """Chunks that rebuild a message's parts (the continued message of a replay), each with an id of its own."""
+    out: list[bytes] = []
+    step = False
+    for j, part in enumerate(parts):
+        kind = part.get("type")
+        if not isinstance(kind, str):
+            continue
+        if kind == "step-start":
+            out.append((_FINISH_STEP if step else b"") + _START_STEP)
+            step = True
+        elif kind in ("text", "reasoning") and isinstance(part.get("text"), str):
+            pid = f"recap-{j}"
+            out.append(chunk({"type": f"{kind}-start", "id": pid}))
+            out.append(chunk({"type": f"{kind}-delta", "id": pid, "delta": part["text"]}))
+            out.append(chunk({"type": f"{kind}-end", "id": pid}))
+        elif kind.startswith("tool-") or kind == "dynamic-tool":
+            out.append(_recap_tool(part))
+        elif kind == "file" and isinstance(part.get("url"), str) and isinstance(part.get("mediaType"), str):
+            out.append(chunk({"type": "file", "url": part["url"], "mediaType": part["mediaType"]}))
+        elif kind == "source-url" and isinstance(part.get("sourceId"), str) and isinstance(part.get("url"), str):
+            title = {"title": part["title"]} if isinstance(part.get("title"), str) else {}
+            out.append(chunk({"type": "source-url", "sourceId": part["sourceId"], "url": part["url"], **title}))
+        elif kind.startswith("data-") and "data" in part:
+            data_id = {"id": part["id"]} if isinstance(part.get("id"), str) else {}
+            out.append(chunk({"type": kind, **data_id, "data": part["data"]}))
+    if step:
+        out.append(_FINISH_STEP)
+    return b"".join(out)

@@ -6,10 +6,12 @@ entries as the UI message stream (`api.ai_sdk.framing`) on the shared SSE machin
 """
 
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Header, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
@@ -93,20 +95,29 @@ async def _respond(
         s.sse_retry_ms,
         max_lifetime_seconds=s.sse_max_lifetime_seconds,
         on_close=lambda: state.admission.close_sse(limit_key, slot),
-        framing=UiMessageFraming(active.message_id, parse_features(features)),
+        # The recap goes only to replays: the client that posted the continuation is extending its own message.
+        framing=UiMessageFraming(
+            active.message_id, parse_features(features), orjson.loads(active.recap) if replay and active.recap else None
+        ),
     )
     return SseHandoff(stream, headers=_headers(stream_id) + _cookies(session))
 
 
-def _chat_request(body: UiChatRequest) -> tuple[ChatRequest, str | None]:
+def _chat_request(body: UiChatRequest) -> tuple[ChatRequest, chats.ActiveStream]:
+    """The request to answer, and the chat's new active stream but for its id: the message id of the answer and,
+    when it continues a message, that message's parts for the replays."""
     try:
         history, continues = conversation(body)
         messages = chat_messages(history)
+        recap = orjson.dumps(history[-1].parts) if continues else None
     except TranslationError as exc:
         raise InvalidRequestError(str(exc)) from None
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequestError(f"messages.{len(history) - 1}.parts: cannot be stored as JSON ({exc})") from None
+    active = chats.ActiveStream("", continues or new_message_id(), recap)
     options = body.options()
     try:
-        return ChatRequest.model_validate({**options, "messages": messages}), continues
+        return ChatRequest.model_validate({**options, "messages": messages}), active
     except ValidationError as exc:
         # The options are the body's own fields: the error handler names them as for any request body.
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()], body=options) from None
@@ -134,13 +145,13 @@ async def post_chat(
     stopped)."""
     if caller.owner is None:
         raise NotFoundError("a share link only reads its own stream")
-    request, continues = _chat_request(body)
+    request, answer = _chat_request(body)
     stored = check_chat(request, state.settings)
     # The connection slot first: an answer that could not be read is not started.
     slot = await state.admission.open_sse(caller.limit_key)
     try:
         stream_id = await start_answer(state, caller.owner, request, stored)
-        active = chats.ActiveStream(stream_id, continues or new_message_id())
+        active = dataclasses.replace(answer, stream_id=stream_id)
         previous = await chats.activate(
             state.store.redis, state.store.keys, caller.owner, body.id, active, state.settings.stream_ttl_seconds
         )
