@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
-# The unmodified OpenAI npm client the tests drive against /v1 (tests/test_openai_node.py).
-NODE_CLIENT := tests/clients/openai-node
-NODE_CLIENT_STAMP := $(NODE_CLIENT)/node_modules/.installed
+# The real, unmodified clients the tests drive (each pinned in its own lockfile): the openai npm client against
+# /v1, the AI SDK (ai 5.0.0, 6.x) and the AI SDK example page against /api/chat.
+CLIENT_DIRS := tests/clients/openai-node tests/clients/ai-sdk examples/ai-sdk-svelte
+CLIENT_STAMPS := $(addsuffix /node_modules/.installed,$(CLIENT_DIRS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev lint format typecheck test test-python test-frontend frontend node-clients bench clean
+.PHONY: help install clients dev lint format typecheck test test-python test-frontend frontend bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,11 +27,11 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $(FRONTEND_STAMP)
 
-$(NODE_CLIENT_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
-	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
-	touch $(NODE_CLIENT_STAMP)
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund
+	touch $@
 
-node-clients: $(NODE_CLIENT_STAMP) ## Install the pinned openai npm client the /v1 tests drive (npm ci)
+clients: $(CLIENT_STAMPS) ## npm ci: the pinned openai npm client, the AI SDK clients and the AI SDK example
 
 frontend: $(FRONTEND_STAMP) ## Build the Svelte front end into frontend/dist
 	cd frontend && npm run build
@@ -51,7 +52,7 @@ format: install ## Format the Python code
 typecheck: install ## mypy --strict over source and tests
 	$(BIN)/mypy contract api worker demo_upstream cli bench tests
 
-test-python: install node-clients ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream)
+test-python: install clients ## pytest: the real stack (redis-server, uvicorn, arq, demo upstream; Node clients)
 	$(BIN)/pytest -q
 
 test-frontend: $(FRONTEND_STAMP) ## svelte-check, vitest, then Playwright in Chromium against the real stack
@@ -66,5 +67,5 @@ bench: install ## Benchmark chatrelay against the naive design and resumable-str
 	$(BIN)/python -m bench
 
 clean: ## Remove the environment and build outputs
-	rm -rf $(VENV) frontend/node_modules frontend/dist $(NODE_CLIENT)/node_modules \
-		bench/peers/resumable_stream/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist $(addsuffix /node_modules,$(CLIENT_DIRS)) \
+		examples/ai-sdk-svelte/dist bench/peers/resumable_stream/node_modules .mypy_cache .ruff_cache .pytest_cache

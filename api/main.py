@@ -21,7 +21,7 @@ from api.deps import AppState
 from api.errors import NotFoundError, install_error_handlers
 from api.hub import StreamHub
 from api.observe import ObserveMiddleware
-from api.routes import health, openai_chat, openai_common, openai_models, openai_responses, streams, workers
+from api.routes import chat, health, openai_chat, openai_common, openai_models, openai_responses, streams, workers
 from api.routes.metrics import router as metrics_router
 from api.send_timeout import with_send_timeout
 from api.sse import HANDOFF_SCOPE_KEY, SseStream
@@ -39,9 +39,10 @@ FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 def _may_stream(path: str) -> bool:
-    """The paths whose route may answer with an SSE handoff: the native events, and OpenAI's surface, whose
-    create and retrieve routes stream when the body or query says `stream` (never decided by `Accept`)."""
-    return path.endswith("/events") or path.startswith("/v1/")
+    """The paths whose route may answer with an SSE handoff: the native events, OpenAI's surface, whose create and
+    retrieve routes stream when the body or query says `stream` (never decided by `Accept`), and the AI SDK's chat
+    (`POST /api/chat` and its resume)."""
+    return path.endswith("/events") or path.startswith(("/v1/", "/api/chat"))
 
 
 class ChatrelayApp(FastAPI):
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=sorted(cors_origins),
             allow_credentials=True,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Chatrelay-UI-Features"],
             expose_headers=["Retry-After", "x-chatrelay-stream-id"],
         )
     # Outermost: tags every line of a stream's request with its id, including uvicorn's access log line.
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(streams.router)
+    app.include_router(chat.router)
     app.include_router(workers.router)
     # OpenAI's API under /v1 (`api.openai_compat`); the catch-all 404 after its routes.
     app.include_router(openai_responses.router)

@@ -314,15 +314,22 @@ class SseHandoff(Response):
     """The events route's response: it sends the status line and headers through the middlewares (CORS adds its
     headers, the access log notes the status) and leaves the body to the app's outermost layer, which runs the
     `SseStream` on the server's own `send` once the route and the middlewares have returned. Its headers are
-    `SSE_HEADERS` (and the route's `extra_headers`), sent as they are."""
+    `SSE_HEADERS` (and the route's `extra_headers`), or the route's own `headers` (another protocol's), sent as they
+    are."""
 
-    def __init__(self, stream: SseStream, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        stream: SseStream,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(status_code=200)
         self.stream = stream
         self.extra_headers = extra_headers or []
+        self.sse_headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = SSE_HEADERS + self.extra_headers if self.extra_headers else SSE_HEADERS
+        headers = self.sse_headers or (SSE_HEADERS + self.extra_headers if self.extra_headers else SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         handoff: list[SseStream] = scope[HANDOFF_SCOPE_KEY]
         handoff.append(self.stream)

@@ -87,6 +87,11 @@ class Keys:
         connection's maximum lifetime), so a slot leaked by a crashed API process frees itself."""
         return f"{self.prefix}:owner:{owner}:sse"
 
+    def chat(self, owner: str, chat_id: str) -> str:
+        """Hash of an AI SDK chat's active stream (`stream`, the UI `message` id), one per owner and chat id: two
+        owners with the same chat id never share it. Lives as long as the stream."""
+        return f"{self.prefix}:chat:{owner}:{chat_id}"
+
     def hub_wake(self, process_id: str) -> str:
         """A tiny stream an API process writes to itself to interrupt its shared blocking XREAD."""
         return f"{self.prefix}:hub:{process_id}:wake"

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Kernel send buffer of an SSE connection (0: the kernel's own, which grows to 4 MiB for a stalled reader).
     sse_socket_buffer_bytes: int = Field(default=65536, ge=0)
 
+    # The AI SDK surface: how long after its end a chat's last answer is still replayed by
+    # `GET /api/chat/{id}/stream` (a page that reloads as the answer ends still gets it), then 204.
+    chat_replay_seconds: float = Field(default=300.0, ge=0)
+
     # SSE relay.
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=1000, ge=0)

@@ -480,6 +480,19 @@ class StreamStore:
         )
         return entries
 
+    async def last_reset(self, stream_id: str, page: int = 200) -> bytes | None:
+        """The id of the stream's last `reset` entry (where its current attempt's answer begins), or None; read
+        backwards from the end, so it costs about the current attempt's length."""
+        key, before = self.keys.events(stream_id), b"+"
+        while True:
+            entries: list[RawEntry] = await self.redis.xrevrange(key, max=before, min=b"-", count=page)
+            for entry_id, fields in entries:
+                if fields.get(b"t") == b"reset":
+                    return entry_id
+            if len(entries) < page:
+                return None
+            before = b"(" + entries[-1][0]
+
     async def has_entry(self, stream_id: str, entry_id: bytes) -> bool:
         found = await self.redis.xrange(self.keys.events(stream_id), min=entry_id, max=entry_id, count=1)
         return bool(found)

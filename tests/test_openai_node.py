@@ -1,5 +1,5 @@
 """The openai npm client's tests (`tests/clients/openai-node/`, `node --test`) against this session's real stack.
-`make test` installs the pinned client first (`make node-clients`, an `npm ci`)."""
+`make test` installs the pinned client first (`make clients`, an `npm ci`)."""
 
 import os
 import shutil
@@ -17,7 +17,7 @@ CLIENT = Path(__file__).parent / "clients" / "openai-node"
 def test_openai_node_client(stack: Stack) -> None:
     node = shutil.which("node")
     assert node is not None, "Node.js is needed for the openai npm client's tests"
-    assert (CLIENT / "node_modules" / "openai").is_dir(), "run `make node-clients` (npm ci) first"
+    assert (CLIENT / "node_modules" / "openai").is_dir(), "run `make clients` (npm ci) first"
     env = {
         **os.environ,
         "CHATRELAY_API_A": stack.api_a,

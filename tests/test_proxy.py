@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from cli.processes import free_port, wait_for_port
@@ -130,6 +131,30 @@ async def test_answer_through_the_proxy_unbuffered_and_resumed_on_the_other_repl
     assert len(served) == 2
     assert served[0] != served[1]
     assert {served[0], served[1]} == {stack.api_a.removeprefix("http://"), stack.api_b.removeprefix("http://")}
+
+
+async def test_ai_sdk_stream_through_the_proxy_unbuffered(proxy: tuple[str, Path], stack: Stack) -> None:
+    url, _ = proxy
+    chat = {
+        "id": "through-the-proxy",
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+        "model": "chatrelay-demo?tokens=100&delay_ms=15",
+    }
+    arrivals: list[float] = []
+    text: list[str] = []
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30, headers=AUTH) as through,
+        through.stream("POST", "/api/chat", json=chat, headers={"Accept-Encoding": "gzip"}) as response,
+    ):
+        assert response.status_code == 200
+        assert "content-encoding" not in response.headers
+        stream_id = response.headers["x-chatrelay-stream-id"]
+        async for line in response.aiter_lines():
+            if line.startswith('data: {"type":"text-delta"'):
+                arrivals.append(time.monotonic())
+                text.append(orjson.loads(line[6:])["delta"])
+    assert arrivals[-1] - arrivals[0] > 1.0, "the chunks arrived all at once: the proxy buffered them"
+    assert "".join(text) == (await upstream_record(stack, stream_id))["sent_text"]
 
 
 async def test_proxy_serves_the_api_but_hides_metrics(proxy: tuple[str, Path]) -> None:
