@@ -59,7 +59,9 @@ def parse_features(header: str | None) -> frozenset[str]:
 
 
 def _text_json(data: bytes) -> bytes:
-    if data.startswith(_TEXT_HEAD) and data.endswith(b'"}'):
+    # The stored payload's text as it is when `text` is its only field: a raw `","` can only separate fields (inside
+    # a JSON string a quote is escaped), and an attempt's first `reasoning` event also names its `field`.
+    if data.startswith(_TEXT_HEAD) and data.endswith(b'"}') and b'","' not in data:
         return data[len(_TEXT_HEAD) : -1]
     return orjson.dumps(orjson.loads(data)["text"])
 
