@@ -1,6 +1,7 @@
 // The store with everything an answer can say (reasoning, tool calls, refusals), images, regenerate and copy.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ChatStore, SAVE_DELAY_MS, TOOL_NOT_RUN } from './chat.svelte'
+import { ChatStore, SAVE_DELAY_MS } from './chat.svelte'
+import { TOOL_NOT_RUN } from './history'
 import { MAX_IMAGE_BYTES, memoryImages, type ImageStore } from './images'
 import { readAll } from './persist'
 import { fakeApi, fakeSources, SharedStorage } from './test-fakes'

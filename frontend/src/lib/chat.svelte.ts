@@ -14,6 +14,7 @@
 import type { Api } from './api'
 import { ApiError } from './api'
 import { applyEvent, clearAnswer, isSettled } from './events'
+import { historyBefore, imagesBefore } from './history'
 import { ImageError, memoryImages, storeImage, type ImageStore } from './images'
 import {
   conversationIdOf,
@@ -25,15 +26,7 @@ import {
   writeConversation,
 } from './persist'
 import { AnswerStream, type EventSourceFactory, type LinkState } from './stream'
-import type {
-  ChatMessage,
-  ConnectionState,
-  ContentPart,
-  Conversation,
-  ImageRef,
-  MessageError,
-  OutgoingMessage,
-} from './types'
+import type { ChatMessage, ConnectionState, Conversation, ImageRef, MessageError } from './types'
 
 export const SAVE_DELAY_MS = 250
 /** An answer stored as asked but without a stream id after this long: its request was lost (a reload). */
@@ -41,8 +34,6 @@ export const ORPHAN_AFTER_MS = 20_000
 const TITLE_CHARS = 48
 /** Images attached but never sent (a tab closed with a draft) are removed after this long. */
 export const DRAFT_IMAGE_TTL_MS = 24 * 3600_000
-/** What the page answers for a tool call in the history: it has no tools to run (see `historyBefore`). */
-export const TOOL_NOT_RUN = 'Not run: this chat page cannot run tools.'
 
 export interface ChatStoreDeps {
   api: Api
@@ -78,65 +69,6 @@ function errorOf(cause: unknown): MessageError {
   if (cause instanceof ApiError) return { code: cause.code, message: cause.message }
   if (cause instanceof ImageError) return { code: 'image_missing', message: cause.message }
   return { code: 'client', message: cause instanceof Error ? cause.message : String(cause) }
-}
-
-/** The images of the messages before `upTo`: what `historyBefore` needs the URLs of. */
-export function imagesBefore(conversation: Conversation, upTo: string): ImageRef[] {
-  const images: ImageRef[] = []
-  for (const m of conversation.messages) {
-    if (m.id === upTo) break
-    images.push(...(m.images ?? []))
-  }
-  return images
-}
-
-/**
- * The history sent with a question: user messages and finished answers before `upTo`, as Chat Completions
- * messages. An answer goes back as what it said (content, refusal, tool calls), never its reasoning (DeepSeek
- * rejects it). Its tool calls are each followed by a `tool` message saying it was not run: the page has no
- * tools, and OpenAI rejects an assistant message with `tool_calls` that no tool message answers.
- */
-export function historyBefore(
-  conversation: Conversation,
-  upTo: string,
-  imageUrls: ReadonlyMap<string, string> = new Map(),
-): OutgoingMessage[] {
-  const history: OutgoingMessage[] = []
-  for (const m of conversation.messages) {
-    if (m.id === upTo) break
-    if (m.role === 'user') {
-      const images = m.images ?? []
-      if (images.length === 0) {
-        history.push({ role: 'user', content: m.content })
-        continue
-      }
-      const parts: ContentPart[] = m.content ? [{ type: 'text', text: m.content }] : []
-      for (const image of images) {
-        parts.push({ type: 'image_url', image_url: { url: imageUrls.get(image.id) ?? '' } })
-      }
-      history.push({ role: 'user', content: parts })
-      continue
-    }
-    if (m.status !== 'done') continue
-    const calls = (m.toolCalls ?? []).filter((c) => c.id && c.name)
-    if (!m.content && !m.refusal && calls.length === 0) continue
-    history.push({
-      role: 'assistant',
-      content: m.content || null,
-      ...(m.refusal ? { refusal: m.refusal } : {}),
-      ...(calls.length > 0
-        ? {
-            tool_calls: calls.map((c) => ({
-              id: c.id,
-              type: 'function' as const,
-              function: { name: c.name, arguments: c.arguments },
-            })),
-          }
-        : {}),
-    })
-    for (const c of calls) history.push({ role: 'tool', tool_call_id: c.id, content: TOOL_NOT_RUN })
-  }
-  return history
 }
 
 export class ChatStore {
