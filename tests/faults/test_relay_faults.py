@@ -12,9 +12,9 @@ from tests.faults.conftest import FaultStack, before_any_ends, demo_records, rea
 from tests.sse_client import TERMINAL, SseEvent, assemble, read_events, read_with_disconnects
 
 STREAMS = 100
-# About 10 s an answer at 20 tokens a second: far longer than getting 100 readers mid-answer takes, even on a
-# loaded machine, and light on the CPU that the readers need to get there.
-SLOW_ANSWER = "chatrelay-demo?tokens=200&delay_ms=50"
+# About 20 s an answer at 20 tokens a second: longer than getting 100 readers mid-answer takes even on a loaded
+# machine (14 s seen with both cores hogged), and light on the CPU that the readers need to get there.
+SLOW_ANSWER = "chatrelay-demo?tokens=400&delay_ms=50"
 
 
 @pytest.fixture(scope="module")
