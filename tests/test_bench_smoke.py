@@ -12,14 +12,14 @@ import pytest
 from cli.processes import ROOT
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(600)
 def test_bench_quick_run_is_exact_and_reports_every_figure(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=460,  # about 100 s on an idle 2-core machine; shared CI machines are slower
+        timeout=580,  # about 100 s on an idle 2-core machine; 9 minutes seen on a shared one (load average 15)
         check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
