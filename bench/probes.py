@@ -261,11 +261,18 @@ async def relay_cpu(stack: Stack, design: str, chats: int, tokens: int, window_s
     await asyncio.gather(*tasks)
     records = await fetch_records(stack.demo_url, [c.chat_id for c in runs])
     emitted = sum(1 for r in records.values() for _, at in r["emits"] if t0 <= at < t1)
-    exact = sum(1 for c in runs if c.reply and records.get(c.chat_id, {}).get("sent_text") == assemble(c.reply)[0])
+    exact, failed = 0, 0
+    for c in runs:
+        record = records.get(c.chat_id, {})
+        if c.reply and record.get("sent_text") == assemble(c.reply)[0]:
+            exact += 1
+        elif not (c.reply and c.reply.complete and record.get("finished")):
+            failed += 1  # no answer (an overloaded app's error, no upstream request): not a wrong one
     return {
         "chats": chats,
         "window_s": window_s,
         "tokens_in_window": emitted,
         "exact": exact,
+        "failed": failed,
         "cpu_us_per_token": {n: round((after[n] - before[n]) * 1e6 / max(1, emitted), 1) for n in names},
     }

@@ -208,7 +208,7 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
     all_points = [p for d in DESIGNS for p in swept["points"][d]] + [reasoning]
     mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
     mismatches += storm["clients"] - storm["exact"] - storm["failed"]
-    mismatches += sum(r["chats"] - r["exact"] for r in relay.values())
+    mismatches += sum(r["chats"] - r["exact"] - r["failed"] for r in relay.values())
     mismatches += (0 if peer_answer["exact"] else 1) + peer_resume["wrong_first_events"]
     mismatches += peer_storm["clients"] - peer_storm["exact"] - peer_storm["failed"]
     load1, load5, _ = os.getloadavg()
