@@ -308,3 +308,11 @@ async def test_chat_replay_of_a_follow_up_rebuilds_the_message_it_continues(clie
     # The chat's next answer is a new message: nothing of the old one is replayed with it.
     _, raw = await post_chat(client, ui_body("routes-follow-up", model="chatrelay-demo?tokens=3&delay_ms=1"))
     assert chunks((await client.get("/api/chat/routes-follow-up/stream")).content) == chunks(raw)
+
+
+async def test_chat_refuses_what_cannot_be_stored(client: httpx.AsyncClient) -> None:
+    # JSON can carry a lone surrogate (here in a message id, which is stored as it came); UTF-8 cannot.
+    body = orjson.dumps(ui_body("routes-unicode", model="chatrelay-demo?tokens=3")).replace(b'"u1"', b'"\\ud800"')
+    response = await client.post("/api/chat", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"].startswith("messages.0.id: ")

@@ -22,7 +22,7 @@ from api.ai_sdk import chats
 from api.ai_sdk.framing import UiMessageFraming, parse_features
 from api.ai_sdk.request import CHAT_ID, TranslationError, UiChatRequest, chat_messages, conversation, new_message_id
 from api.auth import CallerDep
-from api.chat_limits import check_chat
+from api.chat_limits import check_chat, first_unencodable
 from api.deps import AppState, StateDep
 from api.errors import InvalidRequestError, NotFoundError
 from api.launch import start_stream
@@ -106,6 +106,11 @@ async def _respond(
 def _chat_request(body: UiChatRequest) -> tuple[ChatRequest, chats.ActiveStream]:
     """The request to answer, and the chat's new active stream but for its id: the message id of the answer and,
     when it continues a message, that message's parts for the replays."""
+    # What the translation keeps is checked with the request (`check_chat`), but message ids and a recap are stored
+    # as they came: the same refusal of what UTF-8 and orjson cannot carry.
+    bad = first_unencodable(body.model_dump(by_alias=True))
+    if bad is not None:
+        raise InvalidRequestError(f"{bad[0]}: {bad[1]}")
     try:
         history, continues = conversation(body)
         messages = chat_messages(history)
