@@ -143,6 +143,13 @@ async def test_errors_have_openai_shape_401_404_422(stack: Stack) -> None:
         assert web["param"] == "tools.0.type"
         chat = {"model": "m", "messages": [{"role": "robot", "content": "x"}]}
         assert _assert_openai_shape(await client.post("/v1/chat/completions", headers=AUTH, json=chat), 422)
+        odd = {"model": "m", "messages": [{"role": "user", "content": "x"}], "extra_body": "x", "top_k": 1}
+        assert _assert_openai_shape(await client.post("/v1/chat/completions", headers=AUTH, json=odd), 422)
+        # A lone surrogate is valid JSON but not Unicode: refused naming the field, wherever it is.
+        surrogate = b'{"model": "m", "input": "x", "metadata": {"k": "\\ud800"}}'
+        headers = {**AUTH, "Content-Type": "application/json"}
+        bad = await client.post("/v1/responses", headers=headers, content=surrogate)
+        assert _assert_openai_shape(bad, 422)["param"] == "metadata.k"
 
 
 async def test_a_strangers_response_is_404(stack: Stack) -> None:

@@ -34,7 +34,7 @@ _KNOWN = frozenset(ChatRequest.model_fields)
 def chat_request(body: dict[str, Any]) -> ChatRequest:
     """The body as a `ChatRequest`, its unknown top-level keys moved into `extra_body`."""
     extras = {k: v for k, v in body.items() if k not in _KNOWN}
-    if extras:
+    if extras and isinstance(body.get("extra_body") or {}, dict):
         body = {k: v for k, v in body.items() if k in _KNOWN}
         body["extra_body"] = {**(body.get("extra_body") or {}), **extras}
     try:

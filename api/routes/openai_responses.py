@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from api.auth import Caller, CallerDep
-from api.chat_limits import check_chat
+from api.chat_limits import check_chat, first_unencodable
 from api.deps import AppState, StateDep
 from api.launch import start_stream
 from api.openai_compat import records
@@ -100,6 +100,10 @@ def _sse(
 async def create_response(body: ResponsesRequest, state: StateDep, caller: CallerDep) -> Response | dict[str, Any]:
     """Create a response: its event stream with `stream`, the queued Response with `background`, else the
     finished Response."""
+    # Beyond what `check_chat` sees (the Chat Completions request): the Response's echoed fields and input items.
+    bad = first_unencodable(body.model_dump())
+    if bad is not None:
+        raise OpenAIParamError(*bad)
     history = await _history(state, caller, body.previous_response_id) if body.previous_response_id else []
     try:
         chat = ChatRequest.model_validate(chat_body(body, history))
