@@ -7,7 +7,11 @@ name is ours.
 
 from dataclasses import dataclass
 
-from arq.constants import job_key_prefix, result_key_prefix
+# arq's fixed key prefixes (`arq.constants.job_key_prefix`, `result_key_prefix`), spelled out rather than
+# imported: the contract runs where arq is not loaded (the command line, the API's hot path), and
+# tests/test_enqueue_format.py checks them against the installed arq.
+ARQ_JOB_PREFIX = "arq:job:"
+ARQ_RESULT_PREFIX = "arq:result:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +64,12 @@ class Keys:
     @staticmethod
     def arq_job(job_id: str) -> str:
         """arq's key for a queued job's payload (arq's own prefix, not ours: arq's workers read it there)."""
-        return job_key_prefix + job_id
+        return ARQ_JOB_PREFIX + job_id
 
     @staticmethod
     def arq_result(job_id: str) -> str:
         """arq's key for a finished job's result (while it exists, arq refuses to enqueue the same id)."""
-        return result_key_prefix + job_id
+        return ARQ_RESULT_PREFIX + job_id
 
     @property
     def queue(self) -> str:

@@ -5,6 +5,7 @@ import secrets
 import time
 from typing import Any
 
+from arq.constants import job_key_prefix, result_key_prefix
 from arq.worker import Worker
 from redis.asyncio import Redis
 
@@ -13,6 +14,11 @@ from contract.keys import Keys
 from contract.queue import JOB_EXPIRES_MS, first_job, job_queue
 from contract.store import CreateResult, NewStream, StreamStore
 from tests.conftest import Stack
+
+
+def test_the_contract_spells_arqs_key_prefixes_as_the_installed_arq_does() -> None:
+    assert Keys.arq_job("x") == job_key_prefix + "x"
+    assert Keys.arq_result("x") == result_key_prefix + "x"
 
 
 async def test_an_unmodified_arq_worker_runs_the_job_the_create_script_wrote(stack: Stack, redis: Redis) -> None:
