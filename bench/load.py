@@ -18,7 +18,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from bench.client import HttpClient, Reply
+from bench.client import HttpClient, Reply, SseEvent
 from bench.stats import summarize
 from contract.keys import Keys
 
@@ -26,6 +26,10 @@ NAIVE = "naive"
 CHATRELAY = "chatrelay"
 PEER = "peer"  # Vercel's resumable-stream (bench.peer)
 DESIGNS = (NAIVE, PEER, CHATRELAY)  # the order each K runs them in
+# chatrelay's other framings of the same stored stream, read by the same client; measured beside the native SSE.
+RESPONSES = "chatrelay-responses"  # POST /v1/responses, background and streamed (OpenAI Responses)
+UI_STREAM = "chatrelay-ui-stream"  # POST /api/chat (the AI SDK's UI message stream)
+SURFACES = (RESPONSES, UI_STREAM)
 
 
 @dataclass
@@ -127,10 +131,62 @@ async def peer_chat(client: HttpClient, model: str, chat: Chat) -> None:
     chat.sent_at = chat.reply.sent_at
 
 
+def _as_native(reply: Reply, deltas: dict[str, bytes], done: str) -> None:
+    """Rewrite a surface's events as the native ones `assemble` and `analyse` read: its text and reasoning deltas
+    as `delta` / `reasoning`, its normal ending as `done`; each keeps the time its bytes arrived."""
+    events: list[SseEvent] = []
+    for event in reply.events:
+        if event.data == b"[DONE]":
+            continue
+        body = orjson.loads(event.data)
+        kind = body.get("type", event.event.decode())
+        if kind in deltas:
+            events.append(SseEvent(None, deltas[kind], orjson.dumps({"text": body["delta"]}), event.at))
+        elif kind == done:
+            events.append(SseEvent(None, b"done", event.data, event.at))
+    reply.events = events
+
+
+async def responses_chat(client: HttpClient, model: str, chat: Chat) -> None:
+    """The OpenAI SDK's `responses.create(background=True, stream=True)`, as its HTTP request."""
+    request = {"model": model, "input": f"benchmark chat {chat.seed}", "background": True, "stream": True}
+    chat.reply = await client.fetch("POST", "/v1/responses", request, chat.headers)
+    chat.sent_at = chat.reply.sent_at
+    if chat.reply.status != 200 or not chat.reply.events:
+        raise RuntimeError(f"POST /v1/responses answered {chat.reply.status}: {chat.reply.body[:200]!r}")
+    chat.chat_id = str(orjson.loads(chat.reply.events[0].data)["response"]["id"]).removeprefix("resp_")
+    deltas = {"response.output_text.delta": b"delta", "response.reasoning_text.delta": b"reasoning"}
+    _as_native(chat.reply, deltas, "response.completed")
+
+
+async def ui_stream_chat(client: HttpClient, model: str, chat: Chat) -> None:
+    """The AI SDK's `DefaultChatTransport` sending a chat's first message, as its HTTP request."""
+    message = {
+        "id": f"m{chat.seed}",
+        "role": "user",
+        "parts": [{"type": "text", "text": f"benchmark chat {chat.seed}"}],
+    }
+    request = {
+        "id": "bench-" + secrets.token_hex(8),
+        "messages": [message],
+        "trigger": "submit-message",
+        "model": model,
+    }
+    chat.reply = await client.fetch("POST", "/api/chat", request, chat.headers)
+    chat.sent_at = chat.reply.sent_at
+    stream_id = dict(chat.reply.headers).get(b"x-chatrelay-stream-id")
+    if chat.reply.status != 200 or stream_id is None:
+        raise RuntimeError(f"POST /api/chat answered {chat.reply.status}: {chat.reply.body[:200]!r}")
+    chat.chat_id = stream_id.decode()
+    _as_native(chat.reply, {"text-delta": b"delta", "reasoning-delta": b"reasoning"}, "finish")
+
+
 RUNNERS: dict[str, Callable[[HttpClient, str, Chat], Coroutine[Any, Any, None]]] = {
     NAIVE: naive_chat,
     PEER: peer_chat,
     CHATRELAY: chatrelay_chat,
+    RESPONSES: responses_chat,
+    UI_STREAM: ui_stream_chat,
 }
 
 
@@ -273,7 +329,7 @@ async def run_load(
 
     ids = [c.chat_id for c in chats if c.chat_id]
     records = await fetch_records(demo_url, ids)
-    metas = await fetch_metas(redis, keys, ids) if design == CHATRELAY and redis and keys else {}
+    metas = await fetch_metas(redis, keys, ids) if design in (CHATRELAY, *SURFACES) and redis and keys else {}
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
     errors, mismatches, total_tokens, resets = 0, 0, 0, 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import peer, peer_probes, probes
 from bench.client import HttpClient
-from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER, LoadResult, run_load
+from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER, SURFACES, LoadResult, run_load
 from bench.stack import Stack, cpu_seconds, raise_fd_limit, start_stack
 from contract.redis_client import connect
 
@@ -74,13 +74,14 @@ async def _point(
         PEER: {"peer", "redis"},
         CHATRELAY: {"api", "redis"} | {n for n in pids if n.startswith("worker")},
     }
-    relevant = {"demo", "load"} | servers[design]
+    relevant = {"demo", "load"} | servers.get(design, servers[CHATRELAY])
     before_cmds = await probes.commandstats(redis)
     before = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
-    url = {NAIVE: stack.naive_url, PEER: stack.peer_url, CHATRELAY: stack.api_url}[design]
+    owners = stack.owners() if design in (CHATRELAY, *SURFACES) else None
+    url = {NAIVE: stack.naive_url, PEER: stack.peer_url}.get(design, stack.api_url)
     result = await run_load(
         design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
-        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=stack.owners() if design == CHATRELAY else None,
+        redis=redis, keys=stack.keys, ttft_ms=TTFT_MS, owners=owners,
         scene=scene,
     )  # fmt: skip
     after = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
@@ -168,15 +169,31 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         swept = await sweep(stack, redis, plan, log)
         log(f"sweep done in {swept['seconds']} s; largest K: {swept['largest_k']}")
 
-        # The reasoning-heavy profile: half of every answer streams as reasoning events, same K, same tokens.
-        reasoning_result, reasoning_extra = await _point(stack, redis, CHATRELAY, HEADLINE_K, plan, 3000, "reasoning")
+        # At K=100 again, back to back so the machine's background hits them alike: the native SSE, the
+        # reasoning-heavy profile (half of every answer streams as reasoning events) and the other framings of
+        # the same stored stream (OpenAI Responses, the AI SDK's UI message stream); each is reported against
+        # the native point just before it.
+        native_result, native_extra = await _point(stack, redis, CHATRELAY, HEADLINE_K, plan, 3000)
+        native = native_result.summary() | native_extra
+        log(f"native again K={HEADLINE_K}: added {native_result.latency_ms}, cpu {native_extra}")
+        reasoning_result, reasoning_extra = await _point(stack, redis, CHATRELAY, HEADLINE_K, plan, 3001, "reasoning")
         reasoning = reasoning_result.summary() | reasoning_extra
         log(f"reasoning profile K={HEADLINE_K}: added {reasoning_result.latency_ms}, cpu {reasoning_extra}")
+        surfaces: dict[str, dict[str, Any]] = {}
+        for i, surface in enumerate(SURFACES):
+            surface_result, surface_extra = await _point(stack, redis, surface, HEADLINE_K, plan, 4000 + i)
+            surfaces[surface] = {"load": surface_result.summary() | surface_extra}
+            log(f"{surface} K={HEADLINE_K}: added {surface_result.latency_ms}, cpu {surface_extra}")
 
+        # Steady streaming, every design and surface back to back.
         relay = {
             d: await probes.relay_cpu(stack, d, HEADLINE_K, plan.relay_tokens, plan.relay_window_s) for d in DESIGNS
         }
         log(f"steady streaming CPU µs/token: {relay}")
+        for surface in SURFACES:
+            steady = await probes.relay_cpu(stack, surface, HEADLINE_K, plan.relay_tokens, plan.relay_window_s)
+            surfaces[surface]["steady_streaming"] = steady
+            log(f"{surface} steady streaming: {steady}")
 
         answer = await probes.finished_answer(stack, redis, client, plan.answer_tokens)
         log(f"finished answer: {answer['events']} events, {answer['bytes']} bytes in Redis, exact {answer['exact']}")
@@ -205,10 +222,12 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         answer.pop(key)
     for key in ("held_id", "held_events"):
         peer_answer.pop(key)
-    all_points = [p for d in DESIGNS for p in swept["points"][d]] + [reasoning]
+    all_points = [p for d in DESIGNS for p in swept["points"][d]] + [native, reasoning]
+    all_points += [s["load"] for s in surfaces.values()]
     mismatches = sum(p["mismatches"] for p in all_points) + (0 if answer["exact"] else 1)
     mismatches += storm["clients"] - storm["exact"] - storm["failed"]
-    mismatches += sum(r["chats"] - r["exact"] - r["failed"] for r in relay.values())
+    steadies = [*relay.values(), *(s["steady_streaming"] for s in surfaces.values())]
+    mismatches += sum(r["chats"] - r["exact"] - r["failed"] for r in steadies)
     mismatches += (0 if peer_answer["exact"] else 1) + peer_resume["wrong_first_events"]
     mismatches += peer_storm["clients"] - peer_storm["exact"] - peer_storm["failed"]
     load1, load5, _ = os.getloadavg()
@@ -227,8 +246,10 @@ async def run(plan: Plan, log: Any) -> dict[str, Any]:
         },
         "load": {"tokens_per_chat": plan.tokens, "tokens_per_second": 30, "ttft_ms": TTFT_MS},
         "sweep": swept,
+        "native_profile": native,  # the native SSE at K=100 beside the reasoning profile and the surfaces
         "reasoning_profile": reasoning,
         "steady_streaming": relay,
+        "surfaces": surfaces,
         "redis_memory_per_chat": answer,
         "resume": resume,
         "storm": storm,

@@ -29,7 +29,11 @@ def test_bench_quick_run_is_exact_and_reports_every_figure(tmp_path: Path) -> No
     for design in ("chatrelay", "naive", "peer"):
         points = result["sweep"]["points"][design]
         headline = next(p for p in points if p["target_concurrency"] == 100)
-        assert headline["errors"] == 0, headline["examples_of_errors"]
+        # chatrelay answers every chat; the designs it is compared with may fail some on a busy machine (the
+        # naive app under load, the peer's 1 s resume wait): their errors are figures of the table, not a fault.
+        if design == "chatrelay":
+            assert headline["errors"] == 0, headline["examples_of_errors"]
+        assert headline["errors"] < headline["chats"], headline["examples_of_errors"]
         assert headline["added_latency_ms"]["n"] > 0
         assert {"p50", "p99", "max"} <= set(headline["added_latency_ms"])
         assert {"enqueue", "queue_wait", "worker_start", "first_relay", "overhead"} <= set(headline["ttft_ms"])
@@ -67,6 +71,14 @@ def test_bench_quick_run_is_exact_and_reports_every_figure(tmp_path: Path) -> No
     assert set(result["resume"]) == {"start", "middle", "end"}
     assert result["storm"]["exact"] == result["storm"]["clients"]
     assert result["idle_sse"]["chatrelay"]["ended_with_cancelled"] == result["idle_sse"]["chatrelay"]["connections"]
+    for surface in ("chatrelay-responses", "chatrelay-ui-stream"):
+        load, steady = result["surfaces"][surface]["load"], result["surfaces"][surface]["steady_streaming"]
+        assert load["errors"] == 0, load["examples_of_errors"]
+        assert load["added_latency_ms"]["n"] > 0
+        assert load["cpu_us_per_token"]["api"] > 0
+        assert steady["exact"] == steady["chats"]
+        assert steady["cpu_us_per_token"]["api"] > 0
     table = (tmp_path / "quick.md").read_text()
+    assert "chatrelay-responses: API CPU per token, steady streaming" in table
     assert "| figure | target | chatrelay | peer (resumable-stream) | naive | ÷ peer | ÷ naive | met? |" in table
     assert (tmp_path / "quick_latency_vs_k.png").stat().st_size > 0
