@@ -30,6 +30,7 @@ DESIGNS = (NAIVE, PEER, CHATRELAY)  # the order each K runs them in
 RESPONSES = "chatrelay-responses"  # POST /v1/responses, background and streamed (OpenAI Responses)
 UI_STREAM = "chatrelay-ui-stream"  # POST /api/chat (the AI SDK's UI message stream)
 SURFACES = (RESPONSES, UI_STREAM)
+SERVED_BY_CHATRELAY = (CHATRELAY, *SURFACES)  # what runs on chatrelay's API, workers and Redis
 
 
 @dataclass
@@ -329,7 +330,7 @@ async def run_load(
 
     ids = [c.chat_id for c in chats if c.chat_id]
     records = await fetch_records(demo_url, ids)
-    metas = await fetch_metas(redis, keys, ids) if design in (CHATRELAY, *SURFACES) and redis and keys else {}
+    metas = await fetch_metas(redis, keys, ids) if design in SERVED_BY_CHATRELAY and redis and keys else {}
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
     errors, mismatches, total_tokens, resets = 0, 0, 0, 0

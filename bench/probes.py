@@ -10,7 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.client import HttpClient, Reply, _Connection
-from bench.load import CHATRELAY, NAIVE, PEER, RUNNERS, SURFACES, Chat, assemble, demo_model, fetch_records
+from bench.load import NAIVE, PEER, RUNNERS, SERVED_BY_CHATRELAY, Chat, assemble, demo_model, fetch_records
 from bench.stack import Stack, cpu_seconds, rss_bytes
 from bench.stats import summarize
 from cli.processes import free_port
@@ -240,7 +240,7 @@ def dumps(obj: Any) -> bytes:
 async def relay_cpu(stack: Stack, design: str, chats: int, tokens: int, window_s: float) -> dict[str, Any]:
     """CPU per token of steady streaming alone: `chats` answers at 30 tokens/s are all open, and the CPU of each
     process is read over a window in which no chat starts or ends (no POST, no new SSE response)."""
-    chatrelay = design in (CHATRELAY, *SURFACES)
+    chatrelay = design in SERVED_BY_CHATRELAY
     client = HttpClient({NAIVE: stack.naive_url, PEER: stack.peer_url}.get(design, stack.api_url))
     owners = stack.owners()
     model = demo_model(tokens, 1000 / 30, 0, 11)

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import peer, peer_probes, probes
 from bench.client import HttpClient
-from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER, SURFACES, LoadResult, run_load
+from bench.load import CHATRELAY, DESIGNS, NAIVE, PEER, SERVED_BY_CHATRELAY, SURFACES, LoadResult, run_load
 from bench.stack import Stack, cpu_seconds, raise_fd_limit, start_stack
 from contract.redis_client import connect
 
@@ -77,7 +77,7 @@ async def _point(
     relevant = {"demo", "load"} | servers.get(design, servers[CHATRELAY])
     before_cmds = await probes.commandstats(redis)
     before = {n: cpu_seconds(p) for n, p in pids.items() if n in relevant}
-    owners = stack.owners() if design in (CHATRELAY, *SURFACES) else None
+    owners = stack.owners() if design in SERVED_BY_CHATRELAY else None
     url = {NAIVE: stack.naive_url, PEER: stack.peer_url}.get(design, stack.api_url)
     result = await run_load(
         design, url, stack.demo_url, k, plan.tokens, DELAY_MS, plan.point_seconds, seed,
